@@ -1,0 +1,153 @@
+// Package bus carries fills and events over NATS JetStream: the stream
+// layout, the versioned JSON message schema, an embedded server for the
+// default single-process setup, and a connection to an external cluster.
+package bus
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Stream names and subject roots.
+const (
+	FillsStream   = "BLOCKEXEC_FILLS"
+	EventsStream  = "BLOCKEXEC_EVENTS"
+	FillsSubject  = "blockexec.fills"  // .<parent>.<venue>
+	EventsSubject = "blockexec.events" // .<parent>.<kind>
+
+	FillSchema  = "blockexec.fill.v1"
+	EventSchema = "blockexec.event.v1"
+)
+
+// Event kinds, the last token of an event subject.
+const (
+	KindAccepted       = "accepted"
+	KindSlice          = "slice"
+	KindChildPlaced    = "child_placed"
+	KindChildRejected  = "child_rejected"
+	KindChildCancelled = "child_cancelled"
+	KindPaused         = "paused"
+	KindDone           = "done"
+)
+
+// Token makes s safe as one NATS subject token: '.', '*', '>' and
+// whitespace become '_'.
+func Token(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// FillSubjectFor returns blockexec.fills.<parent>.<venue>.
+func FillSubjectFor(parent, venue string) string {
+	return fmt.Sprintf("%s.%s.%s", FillsSubject, Token(parent), Token(venue))
+}
+
+// EventSubjectFor returns blockexec.events.<parent>.<kind>.
+func EventSubjectFor(parent, kind string) string {
+	return fmt.Sprintf("%s.%s.%s", EventsSubject, Token(parent), Token(kind))
+}
+
+// FillMsg is the body of a message on BLOCKEXEC_FILLS. Decimals are strings.
+type FillMsg struct {
+	Schema    string          `json:"schema"`
+	ParentID  string          `json:"parent_id"`
+	ClientID  string          `json:"client_order_id"`
+	OrderID   string          `json:"order_id"`
+	Venue     string          `json:"venue"`
+	TradeID   string          `json:"trade_id"`
+	Symbol    string          `json:"symbol"`
+	Side      string          `json:"side"`
+	Price     decimal.Decimal `json:"price"`
+	Qty       decimal.Decimal `json:"qty"`
+	Fee       decimal.Decimal `json:"fee"`
+	FeeAsset  string          `json:"fee_asset"`
+	Liquidity string          `json:"liquidity"`
+	Time      time.Time       `json:"time"`
+}
+
+// MsgID is the JetStream de-duplication id of a fill: venue:trade id.
+func (m FillMsg) MsgID() string { return m.Venue + ":" + m.TradeID }
+
+// EventMsg is the body of a message on BLOCKEXEC_EVENTS. Exactly one of the
+// payload pointers is set, matching Kind.
+type EventMsg struct {
+	Schema   string    `json:"schema"`
+	ParentID string    `json:"parent_id"`
+	Kind     string    `json:"kind"`
+	Seq      int64     `json:"seq"` // per parent, from 1
+	Time     time.Time `json:"time"`
+
+	Parent    *ParentInfo    `json:"parent,omitempty"`    // accepted
+	Slice     *SliceInfo     `json:"slice,omitempty"`     // slice
+	Child     *ChildInfo     `json:"child,omitempty"`     // child_placed, child_cancelled
+	Rejection *RejectionInfo `json:"rejection,omitempty"` // child_rejected
+	Summary   *SummaryInfo   `json:"summary,omitempty"`   // done
+}
+
+// MsgID is the JetStream de-duplication id of an event: parent:seq.
+func (m EventMsg) MsgID() string { return fmt.Sprintf("%s:%d", m.ParentID, m.Seq) }
+
+// ParentInfo describes an accepted parent order.
+type ParentInfo struct {
+	Side             string          `json:"side"`
+	Symbol           string          `json:"symbol"`
+	Quantity         decimal.Decimal `json:"quantity"`
+	Strategy         string          `json:"strategy"`
+	Start            time.Time       `json:"start"`
+	End              time.Time       `json:"end"`
+	ArrivalPrice     decimal.Decimal `json:"arrival_price"`
+	LimitPrice       decimal.Decimal `json:"limit_price"` // floor (sell) or ceiling (buy); zero if none
+	SlippageBandBps  decimal.Decimal `json:"slippage_band_bps"`
+	MaxParticipation decimal.Decimal `json:"max_participation"`
+	Venues           []string        `json:"venues"`
+}
+
+// SliceInfo reports one scheduling step.
+type SliceInfo struct {
+	Seq       int             `json:"seq"`
+	Target    decimal.Decimal `json:"target"`    // cumulative target quantity
+	Filled    decimal.Decimal `json:"filled"`    // cumulative filled before this slice
+	Shortfall decimal.Decimal `json:"shortfall"` // target − filled
+}
+
+// ChildInfo describes a child order.
+type ChildInfo struct {
+	ClientID string          `json:"client_order_id"`
+	Venue    string          `json:"venue"`
+	Side     string          `json:"side"`
+	Price    decimal.Decimal `json:"price"`
+	Qty      decimal.Decimal `json:"qty"`
+	TIF      string          `json:"tif"`
+	Filled   decimal.Decimal `json:"filled"`
+	Status   string          `json:"status,omitempty"`
+}
+
+// RejectionInfo explains a child that risk or the venue refused.
+type RejectionInfo struct {
+	Venue  string          `json:"venue"`
+	Check  string          `json:"check"`  // risk check or "venue"
+	Reason string          `json:"reason"` // with the numbers
+	Price  decimal.Decimal `json:"price"`
+	Qty    decimal.Decimal `json:"qty"`
+}
+
+// SummaryInfo is the engine's own tally when a parent ends.
+type SummaryInfo struct {
+	State            string          `json:"state"` // done, cancelled, failed
+	Filled           decimal.Decimal `json:"filled_quantity"`
+	Unfilled         decimal.Decimal `json:"unfilled_quantity"`
+	MarketVWAP       decimal.Decimal `json:"market_vwap"`
+	MaxParticipation decimal.Decimal `json:"max_participation"`
+	ChildOrders      int             `json:"child_orders"`
+	Fills            int             `json:"fills"`
+	Rejections       int             `json:"rejections"`
+	Reason           string          `json:"reason,omitempty"`
+}
