@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/blockexec/blockexec/bus"
+	"github.com/blockexec/blockexec/clock"
+	"github.com/blockexec/blockexec/market"
+	"github.com/blockexec/blockexec/venues"
+)
+
+func dec(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+var testInst = market.Instrument{Symbol: "BTCUSDT", Base: "BTC", Quote: "USDT", Tick: dec("0.01"), Step: dec("0.001"),
+	MinQty: dec("0.001"), MinNotional: dec("5"), MakerFee: dec("0.0001"), TakerFee: dec("0.001")}
+
+// fakeVenue is a scripted venue: a static book around mid with qtyPerLevel
+// at every levelGap, a tape that prints ratePerMin of background volume, and
+// IOC matching against the book. Faults are switched on per test.
+type fakeVenue struct {
+	mu          sync.Mutex
+	name        string
+	clk         clock.Clock
+	mid         decimal.Decimal
+	levelGap    decimal.Decimal
+	qtyPerLevel decimal.Decimal
+	levels      int
+	ratePerMin  func(t time.Time) decimal.Decimal // background volume per minute
+	origin      time.Time
+
+	loseNextAck bool // place the order, then answer ErrUnavailable
+	orders      map[string]market.Order
+	placed      []market.OrderRequest
+	placedAt    []time.Time
+	fills       []market.Fill
+	trade       int
+}
+
+func newFake(name string, clk clock.Clock, qtyPerLevel string) *fakeVenue {
+	return &fakeVenue{name: name, clk: clk, mid: dec("60000"), levelGap: dec("6"), qtyPerLevel: dec(qtyPerLevel),
+		levels: 100, ratePerMin: func(time.Time) decimal.Decimal { return dec("20") }, origin: clk.Now().Add(-24 * time.Hour),
+		orders: map[string]market.Order{}}
+}
+
+func (f *fakeVenue) Name() string { return f.name }
+
+func (f *fakeVenue) Instrument(context.Context, string) (market.Instrument, error) { return testInst, nil }
+
+func (f *fakeVenue) Book(_ context.Context, _ string, depth int) (market.Book, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.book(depth), nil
+}
+
+func (f *fakeVenue) book(depth int) market.Book {
+	b := market.Book{Symbol: "BTCUSDT", Time: f.clk.Now()}
+	for i := 0; i < depth && i < f.levels; i++ {
+		off := f.levelGap.Mul(decimal.NewFromInt(int64(i) + 1))
+		b.Bids = append(b.Bids, market.Level{Price: f.mid.Sub(off), Qty: f.qtyPerLevel})
+		b.Asks = append(b.Asks, market.Level{Price: f.mid.Add(off), Qty: f.qtyPerLevel})
+	}
+	return b
+}
+
+// Tape integrates the background rate minute by minute, plus our fills.
+func (f *fakeVenue) Tape(_ context.Context, _ string, from, to time.Time) (market.Tape, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vol := decimal.Zero
+	for t := from.Truncate(time.Minute); t.Before(to); t = t.Add(time.Minute) {
+		lo, hi := maxTime(t, from), minTime(t.Add(time.Minute), to)
+		if hi.After(lo) {
+			frac := decimal.NewFromInt(int64(hi.Sub(lo))).Div(decimal.NewFromInt(int64(time.Minute)))
+			vol = vol.Add(f.ratePerMin(t).Mul(frac))
+		}
+	}
+	tape := market.Tape{Volume: vol, Notional: vol.Mul(f.mid)}
+	for _, fl := range f.fills {
+		if fl.Time.After(from) && !fl.Time.After(to) {
+			tape = tape.Add(market.Tape{Volume: fl.Qty, Notional: fl.Notional()})
+		}
+	}
+	return tape, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (f *fakeVenue) Place(_ context.Context, req market.OrderRequest) (market.Order, []market.Fill, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, dup := f.orders[req.ClientID]; dup {
+		return market.Order{}, nil, fmt.Errorf("%s: %w", req.ClientID, venues.ErrDuplicateClientID)
+	}
+	if err := testInst.Check(req.Price, req.Qty); err != nil {
+		return market.Order{}, nil, &venues.RejectError{Venue: f.name, Code: "FILTER", Reason: err.Error()}
+	}
+	now := f.clk.Now()
+	f.placed = append(f.placed, req)
+	f.placedAt = append(f.placedAt, now)
+	o := market.Order{ClientID: req.ClientID, VenueOrderID: fmt.Sprintf("%s-O%d", f.name, len(f.placed)), Symbol: req.Symbol,
+		Side: req.Side, Price: req.Price, Qty: req.Qty, TIF: req.TIF, Created: now, Status: market.Expired}
+	var out []market.Fill
+	for _, l := range f.book(f.levels).Opposite(req.Side) {
+		left := o.Qty.Sub(o.Filled)
+		if left.Sign() <= 0 || !market.Within(req.Side, l.Price, req.Price) {
+			break
+		}
+		q := decimal.Min(left, l.Qty)
+		f.trade++
+		fl := market.Fill{Venue: f.name, TradeID: fmt.Sprintf("%s-T%d", f.name, f.trade), OrderID: o.VenueOrderID,
+			ClientID: req.ClientID, Symbol: req.Symbol, Side: req.Side, Price: l.Price, Qty: q,
+			Fee: testInst.Fee(l.Price.Mul(q), market.Taker), FeeAsset: "USDT", Liquidity: market.Taker, Time: now}
+		out = append(out, fl)
+		f.fills = append(f.fills, fl)
+		o.Filled = o.Filled.Add(q)
+		o.Notional = o.Notional.Add(fl.Notional())
+	}
+	if o.Filled.Equal(o.Qty) {
+		o.Status = market.Filled
+	}
+	f.orders[req.ClientID] = o
+	if f.loseNextAck {
+		f.loseNextAck = false
+		return market.Order{}, nil, fmt.Errorf("place: %w", venues.ErrUnavailable)
+	}
+	return o, out, nil
+}
+
+func (f *fakeVenue) Cancel(_ context.Context, _ string, id string) (market.Order, error) {
+	return f.Order(context.Background(), "", id)
+}
+
+func (f *fakeVenue) Order(_ context.Context, _ string, id string) (market.Order, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.orders[id]
+	if !ok {
+		return o, fmt.Errorf("%s: %w", id, venues.ErrUnknownOrder)
+	}
+	return o, nil
+}
+
+func (f *fakeVenue) Fills(_ context.Context, _ string, from, to time.Time) ([]market.Fill, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []market.Fill
+	for _, fl := range f.fills {
+		if fl.Time.After(from) && !fl.Time.After(to) {
+			out = append(out, fl)
+		}
+	}
+	return out, nil
+}
+
+// memPub keeps what the engine publishes.
+type memPub struct {
+	mu     sync.Mutex
+	fills  []bus.FillMsg
+	events []bus.EventMsg
+}
+
+func (m *memPub) PublishFill(_ context.Context, f bus.FillMsg) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fills = append(m.fills, f)
+	return nil
+}
+
+func (m *memPub) PublishEvent(_ context.Context, e bus.EventMsg) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+	return nil
+}
+
+func (m *memPub) kinds(kind string) []bus.EventMsg {
+	var out []bus.EventMsg
+	for _, e := range m.events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
