@@ -62,7 +62,9 @@ type SpecError struct {
 	Msg      string
 }
 
-func (e *SpecError) Error() string { return fmt.Sprintf("parent %s: %s: %s", e.ParentID, e.Field, e.Msg) }
+func (e *SpecError) Error() string {
+	return fmt.Sprintf("parent %s: %s: %s", e.ParentID, e.Field, e.Msg)
+}
 
 // Engine runs parent orders. Construct with New.
 type Engine struct {

@@ -49,7 +49,9 @@ func newFake(name string, clk clock.Clock, qtyPerLevel string) *fakeVenue {
 
 func (f *fakeVenue) Name() string { return f.name }
 
-func (f *fakeVenue) Instrument(context.Context, string) (market.Instrument, error) { return testInst, nil }
+func (f *fakeVenue) Instrument(context.Context, string) (market.Instrument, error) {
+	return testInst, nil
+}
 
 func (f *fakeVenue) Book(_ context.Context, _ string, depth int) (market.Book, error) {
 	f.mu.Lock()
