@@ -29,7 +29,11 @@ const (
 	KindChildPlaced    = "child_placed"
 	KindChildRejected  = "child_rejected"
 	KindChildCancelled = "child_cancelled"
+	KindSliceShort     = "slice_short"
+	KindChildUnknown   = "child_unknown"
 	KindPaused         = "paused"
+	KindResumed        = "resumed"
+	KindAmended        = "amended"
 	KindDone           = "done"
 )
 
@@ -85,10 +89,11 @@ type EventMsg struct {
 	Seq      int64     `json:"seq"` // per parent, from 1
 	Time     time.Time `json:"time"`
 
-	Parent    *ParentInfo    `json:"parent,omitempty"`    // accepted
+	Parent    *ParentInfo    `json:"parent,omitempty"`    // accepted, amended (the new terms)
 	Slice     *SliceInfo     `json:"slice,omitempty"`     // slice
-	Child     *ChildInfo     `json:"child,omitempty"`     // child_placed, child_cancelled
+	Child     *ChildInfo     `json:"child,omitempty"`     // child_placed, child_cancelled, child_unknown
 	Rejection *RejectionInfo `json:"rejection,omitempty"` // child_rejected
+	Short     *ShortInfo     `json:"short,omitempty"`     // slice_short
 	Summary   *SummaryInfo   `json:"summary,omitempty"`   // done
 }
 
@@ -99,6 +104,7 @@ func (m EventMsg) MsgID() string { return fmt.Sprintf("%s:%d", m.ParentID, m.Seq
 type ParentInfo struct {
 	Side             string          `json:"side"`
 	Symbol           string          `json:"symbol"`
+	QuoteAsset       string          `json:"quote_asset,omitempty"` // the asset prices, proceeds and fees are counted in
 	Quantity         decimal.Decimal `json:"quantity"`
 	Strategy         string          `json:"strategy"`
 	Start            time.Time       `json:"start"`
@@ -137,6 +143,22 @@ type RejectionInfo struct {
 	Reason string          `json:"reason"` // with the numbers
 	Price  decimal.Decimal `json:"price"`
 	Qty    decimal.Decimal `json:"qty"`
+}
+
+// ShortInfo explains why a slice placed less than its shortfall: per
+// venue, what held it back (no depth inside the limit, no participation
+// headroom, dust below the venue's minimum, a venue sitting out). The
+// unplaced quantity stays in the schedule.
+type ShortInfo struct {
+	Shortfall decimal.Decimal `json:"shortfall"`
+	Placed    decimal.Decimal `json:"placed"` // quantity sent in child orders
+	Venues    []VenueShort    `json:"venues"`
+}
+
+// VenueShort is one venue's reason for taking less of a slice.
+type VenueShort struct {
+	Venue  string `json:"venue"`
+	Reason string `json:"reason"`
 }
 
 // SummaryInfo is the engine's own tally when a parent ends.

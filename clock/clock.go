@@ -80,3 +80,57 @@ func (v *Virtual) Advance(d time.Duration) {
 	}
 	v.mu.Unlock()
 }
+
+// Manual is a clock that moves only when told to (Set, Advance); WaitUntil
+// blocks until it has. For tests of a long-running loop, where a Virtual
+// clock would race to the end. Safe for concurrent use.
+type Manual struct {
+	mu      sync.Mutex
+	now     time.Time
+	changed chan struct{} // closed and replaced at every move
+}
+
+var _ Clock = (*Manual)(nil)
+
+// NewManual returns a manual clock reading start.
+func NewManual(start time.Time) *Manual {
+	return &Manual{now: start.UTC(), changed: make(chan struct{})}
+}
+
+// Now returns the clock's time.
+func (m *Manual) Now() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.now
+}
+
+// WaitUntil blocks until the clock reads t or later, or ctx ends.
+func (m *Manual) WaitUntil(ctx context.Context, t time.Time) error {
+	for {
+		m.mu.Lock()
+		now, changed := m.now, m.changed
+		m.mu.Unlock()
+		if !now.Before(t) {
+			return ctx.Err()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// Advance moves the clock forward by d.
+func (m *Manual) Advance(d time.Duration) { m.Set(m.Now().Add(d)) }
+
+// Set moves the clock to t if t is later, and wakes the waiters.
+func (m *Manual) Set(t time.Time) {
+	m.mu.Lock()
+	if t.After(m.now) {
+		m.now = t.UTC()
+		close(m.changed)
+		m.changed = make(chan struct{})
+	}
+	m.mu.Unlock()
+}

@@ -38,3 +38,25 @@ func TestWall_WaitHonoursCancellation(t *testing.T) {
 		t.Fatal("wall wait ignored cancellation")
 	}
 }
+
+func TestManual_WaitUntilBlocksUntilTheClockIsMoved(t *testing.T) {
+	start := time.Date(2024, 10, 1, 8, 0, 0, 0, time.UTC)
+	m := NewManual(start)
+	done := make(chan error, 1)
+	go func() { done <- m.WaitUntil(context.Background(), start.Add(time.Minute)) }()
+	m.Advance(30 * time.Second)
+	select {
+	case <-done:
+		t.Fatal("returned half way")
+	default:
+	}
+	m.Advance(30 * time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.WaitUntil(ctx, start.Add(time.Hour)); err == nil {
+		t.Fatal("a cancelled wait returned nil")
+	}
+}

@@ -77,6 +77,20 @@ func (b Book) DepthWithin(side Side, limit decimal.Decimal) decimal.Decimal {
 	return sum
 }
 
+// DepthUpTo is DepthWithin that stops counting once the sum reaches need:
+// the result is the whole depth inside limit when that is less than need,
+// else a value ≥ need.
+func (b Book) DepthUpTo(side Side, limit, need decimal.Decimal) decimal.Decimal {
+	sum := decimal.Zero
+	for _, l := range b.Opposite(side) {
+		if !Within(side, l.Price, limit) || sum.GreaterThanOrEqual(need) {
+			break
+		}
+		sum = sum.Add(l.Qty)
+	}
+	return sum
+}
+
 // Reach returns the worst price an order of side must accept to take qty
 // from the book, never beyond limit, and the quantity available up to it.
 // ok is false when there is no level inside the limit.

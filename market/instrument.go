@@ -18,15 +18,27 @@ type Instrument struct {
 	MinNotional decimal.Decimal
 	MakerFee    decimal.Decimal
 	TakerFee    decimal.Decimal
+	// MaxOpenOrders is the venue's cap on resting orders in the symbol
+	// (Binance's MAX_NUM_ORDERS); zero: none stated.
+	MaxOpenOrders int
 }
 
 // FloorToStep rounds x down to a multiple of step. A zero step leaves x as is.
-// Steps need not be powers of ten (0.25, 5, 0.0003 all work).
+// Steps need not be powers of ten (0.25, 5, 0.0003 all work). The division
+// is exact (an integer quotient and its remainder), so no digit of x is
+// lost however many it has.
 func FloorToStep(x, step decimal.Decimal) decimal.Decimal {
 	if step.Sign() <= 0 {
 		return x
 	}
-	return x.Div(step).Floor().Mul(step)
+	if places, ok := decimalPlaces(step); ok {
+		return x.RoundFloor(places)
+	}
+	q, r := x.QuoRem(step, 0)
+	if r.Sign() < 0 {
+		q = q.Sub(decimal.NewFromInt(1))
+	}
+	return q.Mul(step)
 }
 
 // CeilToStep rounds x up to a multiple of step. A zero step leaves x as is.
@@ -34,7 +46,24 @@ func CeilToStep(x, step decimal.Decimal) decimal.Decimal {
 	if step.Sign() <= 0 {
 		return x
 	}
-	return x.Div(step).Ceil().Mul(step)
+	if places, ok := decimalPlaces(step); ok {
+		return x.RoundCeil(places)
+	}
+	q, r := x.QuoRem(step, 0)
+	if r.Sign() > 0 {
+		q = q.Add(decimal.NewFromInt(1))
+	}
+	return q.Mul(step)
+}
+
+// decimalPlaces reports whether step is 10^−places written with a
+// coefficient of one (0.01, 1, 0.00001): the common case, which rounds
+// without a division.
+func decimalPlaces(step decimal.Decimal) (int32, bool) {
+	if step.CoefficientInt64() != 1 {
+		return 0, false
+	}
+	return -step.Exponent(), true
 }
 
 // LimitPrice rounds a limit price to the tick in the direction that never

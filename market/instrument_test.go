@@ -22,6 +22,11 @@ func TestRounding_NeverBreaksTheLimit(t *testing.T) {
 		{"tick of 0.5 buys down", "0.5", "0.25", Buy, "100.9", "100.5", "0.24", "0"},
 		{"tick of 5 (non power of ten)", "5", "0.0003", Sell, "60001", "60005", "0.001", "0.0009"},
 		{"step of 0.0003 floors", "0.01", "0.0003", Buy, "60001.999", "60001.99", "1.0000", "0.9999"},
+		// More digits than a 16-place division keeps: rounding must still
+		// see the last one.
+		{"sell a hair above a tick", "0.03", "3", Sell, "9.000000000000000000001", "9.03", "8.99999999999999999", "6"},
+		{"a hair above a power-of-ten tick", "0.01", "0.001", Sell, "9.000000000000000000001", "9.01", "0.002999999999999999999", "0.002"},
+		{"buy a hair below a tick", "0.03", "0.003", Buy, "8.999999999999999999999", "8.97", "0.002999999999999999999", "0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,5 +121,21 @@ func TestSide_TextRoundTrip(t *testing.T) {
 	var zero Side
 	if zero.Valid() {
 		t.Fatal("zero side is valid")
+	}
+}
+
+func TestStepRounding_ExactForNegativesAndOnGrid(t *testing.T) {
+	for _, tc := range []struct{ x, step, floor, ceil string }{
+		{"-0.7", "0.25", "-0.75", "-0.5"},
+		{"-0.75", "0.25", "-0.75", "-0.75"},
+		{"7.5", "2.5", "7.5", "7.5"},
+		{"0", "0.1", "0", "0"},
+	} {
+		if f := FloorToStep(d(tc.x), d(tc.step)); !f.Equal(d(tc.floor)) {
+			t.Errorf("floor(%s, %s) = %s, want %s", tc.x, tc.step, f, tc.floor)
+		}
+		if c := CeilToStep(d(tc.x), d(tc.step)); !c.Equal(d(tc.ceil)) {
+			t.Errorf("ceil(%s, %s) = %s, want %s", tc.x, tc.step, c, tc.ceil)
+		}
 	}
 }

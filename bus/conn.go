@@ -1,0 +1,171 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// dedupWindow is how long JetStream remembers a Nats-Msg-Id. Longer than
+// any publish retry, so a retried fill is stored once.
+const dedupWindow = 2 * time.Hour
+
+// Options say where the bus is.
+type Options struct {
+	URL      string // empty: run an embedded server
+	StoreDir string // the embedded server's JetStream store
+	Name     string // connection name, shown by the server
+}
+
+// Conn is a connection to NATS with JetStream, and the embedded server
+// behind it if there is one.
+type Conn struct {
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	srv    *server.Server
+	closed chan struct{}
+}
+
+// StartEmbedded runs a nats-server with JetStream in this process, with no
+// TCP listener: clients connect with nats.InProcessServer.
+func StartEmbedded(storeDir string) (*server.Server, error) {
+	if storeDir == "" {
+		return nil, errors.New("embedded nats: no store directory")
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "blockexec-embedded",
+		JetStream:  true,
+		StoreDir:   storeDir,
+		DontListen: true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready after 10s (store %s)", storeDir)
+	}
+	return srv, nil
+}
+
+// Connect connects to opts.URL, or starts an embedded server and connects
+// to it in process, then makes sure the streams exist.
+func Connect(ctx context.Context, opts Options, log zerolog.Logger) (*Conn, error) {
+	c := &Conn{closed: make(chan struct{})}
+	name := opts.Name
+	if name == "" {
+		name = "blockexec"
+	}
+	nopts := []nats.Option{nats.Name(name), nats.DrainTimeout(10 * time.Second),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}
+	if opts.URL == "" {
+		srv, err := StartEmbedded(opts.StoreDir)
+		if err != nil {
+			return nil, err
+		}
+		c.srv = srv
+		nopts = append(nopts, nats.InProcessServer(srv))
+	} else {
+		nopts = append(nopts,
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(time.Second),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				log.Warn().Err(err).Msg("nats disconnected")
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("nats reconnected")
+			}),
+		)
+	}
+	nc, err := nats.Connect(opts.URL, nopts...)
+	if err != nil {
+		c.shutdownServer()
+		return nil, fmt.Errorf("connect nats %s: %w", redactURL(opts.URL), err)
+	}
+	c.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	c.JS = js
+	if err := EnsureStreams(ctx, js); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Embedded reports whether the connection runs its own server.
+func (c *Conn) Embedded() bool { return c.srv != nil }
+
+// Close drains the connection, then shuts the embedded server down.
+func (c *Conn) Close() {
+	if c.NC != nil {
+		if err := c.NC.Drain(); err == nil {
+			<-c.closed // the drain ends in Close, bounded by the drain timeout
+		}
+		c.NC.Close()
+	}
+	c.shutdownServer()
+}
+
+func (c *Conn) shutdownServer() {
+	if c.srv != nil {
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
+		c.srv = nil
+	}
+}
+
+// EnsureStreams creates or updates the fills and events streams.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: FillsStream, Subjects: []string{FillsSubject + ".>"}, Storage: jetstream.FileStorage, Duplicates: dedupWindow,
+			Description: "every fill of every child order, Nats-Msg-Id venue:trade_id"},
+		{Name: EventsStream, Subjects: []string{EventsSubject + ".>"}, Storage: jetstream.FileStorage, Duplicates: dedupWindow,
+			Description: "parent and child order events, Nats-Msg-Id parent:seq"},
+	} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// redactURL hides any password in a NATS URL before it reaches an error
+// or a log.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "[unparsable url]"
+	}
+	return p.Redacted()
+}
+
+// ParentSeen reports whether a parent with this id was ever accepted on
+// this bus: parent ids are the de-duplication key of events, so one must
+// never be reused.
+func ParentSeen(ctx context.Context, js jetstream.JetStream, parent string) (bool, error) {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return false, fmt.Errorf("stream %s: %w", EventsStream, err)
+	}
+	_, err = s.GetLastMsgForSubject(ctx, EventSubjectFor(parent, KindAccepted))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up parent %s: %w", parent, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,84 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"go.uber.org/fx"
+)
+
+// Publisher puts fills and events on their streams and waits for the
+// server's acknowledgement, so a nil error means stored. It remembers the
+// highest stream sequence each stream acknowledged, so that a reader can be
+// asked to catch up with everything it published (see Marks).
+type Publisher struct {
+	js jetstream.JetStream
+
+	mu    sync.Mutex
+	marks Marks
+}
+
+// NewPublisher returns a publisher over js.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js, marks: Marks{}} }
+
+// Marks returns, per stream, the highest sequence the server acknowledged
+// to this publisher. A duplicate (same Nats-Msg-Id) is acknowledged with the
+// sequence of the copy already stored, which is covered too. Empty if
+// nothing was published.
+func (p *Publisher) Marks() Marks {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.marks.Clone()
+}
+
+// PublishFill publishes a fill with Nats-Msg-Id venue:trade_id; a second
+// publish of the same fill within the de-duplication window is dropped by
+// the server.
+func (p *Publisher) PublishFill(ctx context.Context, m FillMsg) error {
+	if m.Schema == "" {
+		m.Schema = FillSchema
+	}
+	return p.publish(ctx, FillSubjectFor(m.ParentID, m.Venue), m.MsgID(), m)
+}
+
+// PublishEvent publishes an event with Nats-Msg-Id parent:seq.
+func (p *Publisher) PublishEvent(ctx context.Context, m EventMsg) error {
+	if m.Schema == "" {
+		m.Schema = EventSchema
+	}
+	return p.publish(ctx, EventSubjectFor(m.ParentID, m.Kind), m.MsgID(), m)
+}
+
+func (p *Publisher) publish(ctx context.Context, subject, id string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", subject, err)
+	}
+	ack, err := p.js.Publish(ctx, subject, body, jetstream.WithMsgID(id))
+	if err != nil {
+		return fmt.Errorf("publish %s (%s): %w", subject, id, err)
+	}
+	p.mu.Lock()
+	p.marks.Raise(ack.Stream, ack.Sequence)
+	p.mu.Unlock()
+	return nil
+}
+
+// Module provides *Conn (closed on stop) and *Publisher from the Options
+// the caller supplies.
+var Module = fx.Module("bus",
+	fx.Provide(newConnFx, func(c *Conn) *Publisher { return NewPublisher(c.JS) }),
+)
+
+func newConnFx(lc fx.Lifecycle, opts Options, log zerolog.Logger) (*Conn, error) {
+	c, err := Connect(context.Background(), opts, log)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(c.Close))
+	return c, nil
+}
