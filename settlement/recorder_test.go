@@ -1,0 +1,228 @@
+package settlement
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/blockexec/blockexec/bus"
+)
+
+// startRecorder starts a recorder on store and stops it at the end.
+func startRecorder(t *testing.T, c *bus.Conn, store Store, nakDelay time.Duration) *Recorder {
+	t.Helper()
+	rec := NewRecorder(c.JS, store, zerolog.Nop(), "")
+	rec.nakDelay = nakDelay
+	if err := rec.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rec.Stop)
+	return rec
+}
+
+// waitCtx bounds a test's waits: a timeout here is a failure (a wait that
+// never ends), never the synchronisation.
+func waitCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func accepted(parent string) bus.EventMsg {
+	ev := bus.EventMsg{ParentID: parent, Kind: bus.KindAccepted, Seq: 1, Time: t0}
+	ev.Parent = &bus.ParentInfo{Side: "sell", Symbol: "BTCUSDT", Quantity: d("1"), Strategy: "twap",
+		Start: t0, End: t0.Add(time.Hour), ArrivalPrice: d("63000")}
+	return ev
+}
+
+// TestRecorder_WaitReturnsOnlyAfterTheLedgerHasCaughtUp publishes a parent
+// and its fill and waits at once, many times over, with the recorder
+// running: the wait must never return before both are in the ledger. The
+// consumer's pending counts lag a publish by a moment, so a wait that
+// trusted them returned early now and then (report: unknown parent).
+// Duplicates under a fresh Msg-Id and undecodable messages are mixed in:
+// they must not hold the wait up. 400 rounds failed the old wait in ten
+// runs out of ten.
+func TestRecorder_WaitReturnsOnlyAfterTheLedgerHasCaughtUp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wait func(ctx context.Context, rec *Recorder, pub *bus.Publisher) error
+	}{
+		{"WaitIdle", func(ctx context.Context, rec *Recorder, _ *bus.Publisher) error { return rec.WaitIdle(ctx) }},
+		{"WaitFor publisher marks", func(ctx context.Context, rec *Recorder, pub *bus.Publisher) error {
+			return rec.WaitFor(ctx, pub.Marks())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, l, pub := setup(t)
+			rec := startRecorder(t, c, l, defaultNakDelay)
+			ctx := waitCtx(t)
+			for i := range 400 {
+				parent := fmt.Sprintf("race-%d", i)
+				if err := pub.PublishEvent(ctx, accepted(parent)); err != nil {
+					t.Fatal(err)
+				}
+				f := testFill("simA", parent, "63000", "0.5", "0.1", time.Minute)
+				f.ParentID = parent
+				if err := pub.PublishFill(ctx, f); err != nil {
+					t.Fatal(err)
+				}
+				if i%10 == 9 { // the same fill again under a fresh Msg-Id, then garbage
+					body, _ := json.Marshal(f)
+					if _, err := c.JS.Publish(ctx, bus.FillSubjectFor(parent, "simA"), body, jetstream.WithMsgID(parent+"-again")); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := c.JS.Publish(ctx, bus.FillSubjectFor(parent, "simA"), []byte("{not json")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := tc.wait(ctx, rec, pub); err != nil {
+					t.Fatalf("iteration %d: %v", i, err)
+				}
+				rep, err := l.Report(ctx, parent)
+				if err != nil {
+					t.Fatalf("iteration %d: wait returned before the ledger caught up: %v", i, err)
+				}
+				if rep.Fills != 1 || !rep.FilledQuantity.Equal(d("0.5")) {
+					t.Fatalf("iteration %d: wait returned before the fill was recorded: %d fills, filled %s", i, rep.Fills, rep.FilledQuantity)
+				}
+			}
+		})
+	}
+}
+
+// TestRecorder_WaitWithNothingPublishedReturnsAtOnce: with nothing to wait
+// for, the wait does not even need a live context.
+func TestRecorder_WaitWithNothingPublishedReturnsAtOnce(t *testing.T) {
+	c, l, pub := setup(t)
+	rec := startRecorder(t, c, l, defaultNakDelay)
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, marks := range map[string]bus.Marks{"publisher": pub.Marks(), "nil": nil, "zero": {bus.FillsStream: 0}} {
+		if err := rec.WaitFor(done, marks); err != nil {
+			t.Errorf("%s marks %v: %v", name, marks, err)
+		}
+	}
+	if err := rec.WaitIdle(waitCtx(t)); err != nil {
+		t.Errorf("WaitIdle on an empty bus: %v", err)
+	}
+	if err := rec.WaitFor(done, bus.Marks{"OTHER": 1}); err == nil {
+		t.Error("a wait on a stream the recorder does not consume succeeded")
+	}
+}
+
+var errDiskFull = errors.New("disk I/O error: database or disk is full")
+
+// flakyStore is the ledger with a database that fails the first few fill
+// writes, and a record of every attempt.
+type flakyStore struct {
+	Store
+	commitFirst bool // the failing writes commit, then report an error (a lost commit reply)
+
+	mu       sync.Mutex
+	failures int
+	attempts []string
+}
+
+func (s *flakyStore) RecordFill(ctx context.Context, m bus.FillMsg) (bool, error) {
+	s.mu.Lock()
+	s.attempts = append(s.attempts, m.MsgID())
+	fail := s.failures > 0
+	if fail {
+		s.failures--
+	}
+	s.mu.Unlock()
+	if !fail {
+		return s.Store.RecordFill(ctx, m)
+	}
+	if s.commitFirst {
+		if _, err := s.Store.RecordFill(ctx, m); err != nil {
+			return false, err
+		}
+	}
+	return false, errDiskFull
+}
+
+func (s *flakyStore) tries() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.attempts...)
+}
+
+// TestRecorder_FailedWriteIsRedeliveredAndStoredOnce: a fill whose write
+// fails is not acknowledged, comes back, and is in the ledger exactly once
+// when the database recovers; the wait covers the outage.
+func TestRecorder_FailedWriteIsRedeliveredAndStoredOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		commitFirst bool
+	}{
+		{"write fails", false},
+		{"write commits but reports failure", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, l, pub := setup(t)
+			store := &flakyStore{Store: l, commitFirst: tc.commitFirst, failures: 3}
+			rec := startRecorder(t, c, store, 0) // redeliver at once
+			ctx := waitCtx(t)
+			if err := pub.PublishEvent(ctx, accepted("p1")); err != nil {
+				t.Fatal(err)
+			}
+			f := testFill("simA", "7", "63000", "0.25", "0.05", time.Minute)
+			if err := pub.PublishFill(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			if err := rec.WaitFor(ctx, pub.Marks()); err != nil {
+				t.Fatalf("%v (attempts %v)", err, store.tries())
+			}
+			if got := store.tries(); len(got) != 4 {
+				t.Fatalf("fill written %d times %v, want 3 failures then a success", len(got), got)
+			}
+			fills, err := l.Fills(ctx, "p1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(fills) != 1 || fills[0].TradeID != "7" || !fills[0].Qty.Equal(d("0.25")) {
+				t.Fatalf("ledger holds %+v, want the fill once", fills)
+			}
+			// Settled for good: a second recorder on the durable gets nothing.
+			rec.Stop()
+			again := &flakyStore{Store: l}
+			if err := startRecorder(t, c, again, 0).WaitIdle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := again.tries(); len(got) != 0 {
+				t.Fatalf("after recovery the fill came back %v", got)
+			}
+		})
+	}
+}
+
+// TestRecorder_WaitEndsWhenTheRecorderStops: a wait on a ledger that never
+// recovers ends with ErrStopped when the recorder stops.
+func TestRecorder_WaitEndsWhenTheRecorderStops(t *testing.T) {
+	c, l, pub := setup(t)
+	store := &flakyStore{Store: l, failures: 1 << 30}
+	rec := startRecorder(t, c, store, time.Hour)
+	ctx := waitCtx(t)
+	if err := pub.PublishFill(ctx, testFill("simA", "1", "1", "1", "0", 0)); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- rec.WaitFor(ctx, pub.Marks()) }()
+	rec.Stop()
+	if err := <-errc; !errors.Is(err, ErrStopped) {
+		t.Fatalf("wait after stop: %v, want ErrStopped", err)
+	}
+	if n, err := l.Fills(ctx, ""); err != nil || len(n) != 0 {
+		t.Fatalf("ledger %v %v, want no fill", n, err)
+	}
+}
