@@ -18,6 +18,7 @@ import (
 	"github.com/blockexec/blockexec/market"
 	"github.com/blockexec/blockexec/risk"
 	"github.com/blockexec/blockexec/strategies/twap"
+	"github.com/blockexec/blockexec/venues"
 )
 
 // Publisher carries fills and events to the settlement side.
@@ -46,9 +47,20 @@ type Schedule interface {
 	Target(t time.Time) decimal.Decimal
 }
 
-// bookDepth is how many levels per side the router reads; enough to cover a
-// 75 bps band on the sim's level spacing.
-const bookDepth = 200
+// VolumeObserver is a schedule that follows the market: before each slice
+// it is told the volume the others printed on the parent's venues in
+// (from, to], our own fills (every parent's) left out.
+type VolumeObserver interface {
+	Observe(from, to time.Time, volume decimal.Decimal)
+}
+
+// The router reads minBookDepth levels a side, and more (up to
+// maxBookDepth, enough for a 75 bps band on the sim's level spacing) only
+// when the slice needs them.
+const (
+	minBookDepth = 16
+	maxBookDepth = 256
+)
 
 // publishAttempts bounds retries of a publish before the run fails: a fill
 // that cannot be published must stop the run, not vanish.
@@ -76,27 +88,40 @@ type Engine struct {
 	pub     Publisher
 	log     zerolog.Logger
 	obs     Observer
+	health  map[string]*venueHealth
+	ours    map[string]*fillLog // every parent's fills, by venue
+	desk    *desk               // the serving loop's state
 }
 
 // New returns an engine over the given venues (names must be unique).
 func New(clk clock.Clock, venues []Venue, checker Checker, kill Killer, pub Publisher, log zerolog.Logger) (*Engine, error) {
-	e := &Engine{clk: clk, venues: map[string]Venue{}, checker: checker, kill: kill, pub: pub, log: log}
+	e := &Engine{clk: clk, venues: map[string]Venue{}, checker: checker, kill: kill, pub: pub, log: log,
+		health: map[string]*venueHealth{}, ours: map[string]*fillLog{}}
 	for _, v := range venues {
 		if _, dup := e.venues[v.Name()]; dup {
 			return nil, fmt.Errorf("engine: venue %q configured twice", v.Name())
 		}
 		e.venues[v.Name()] = v
+		e.health[v.Name()] = &venueHealth{}
+		e.ours[v.Name()] = &fillLog{}
 		e.names = append(e.names, v.Name())
 	}
 	if len(e.venues) == 0 {
 		return nil, errors.New("engine: no venues")
 	}
+	e.deskInit()
 	sort.Strings(e.names)
 	return e, nil
 }
 
 // SetObserver installs an observer of progress (nil removes it).
 func (e *Engine) SetObserver(o Observer) { e.obs = o }
+
+// Venue returns the venue of that name.
+func (e *Engine) Venue(name string) (Venue, bool) {
+	v, ok := e.venues[name]
+	return v, ok
+}
 
 // VenueNames returns the venues' names, sorted.
 func (e *Engine) VenueNames() []string { return append([]string(nil), e.names...) }
@@ -113,14 +138,14 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			return nil, &SpecError{s.ID, "id", "used by two parents"}
 		}
 		seen[s.ID] = true
-		p, err := e.prepare(ctx, s)
+		p, err := e.prepare(ctx, s, true)
 		if err != nil {
 			return nil, err
 		}
 		ps = append(ps, p)
 	}
 	var runErr error
-	for runErr == nil {
+	for round := 0; runErr == nil; round++ {
 		next, any := nextTick(ps)
 		if !any {
 			break
@@ -130,7 +155,10 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			break
 		}
 		now := e.clk.Now()
-		for _, p := range ps {
+		// Parents due together take turns going first: they share the
+		// participation cap, and the first to place takes the room.
+		for k := range ps {
+			p := ps[(k+round)%len(ps)]
 			if p.state.Terminal() || p.next.After(now) {
 				continue
 			}
@@ -157,51 +185,88 @@ func nextTick(ps []*parent) (time.Time, bool) {
 		if p.state.Terminal() {
 			continue
 		}
-		if !found || p.next.Before(next) {
-			next, found = p.next, true
+		at := p.next
+		if p.state == Paused {
+			at = p.spec.End // a paused parent wakes only to end
+		}
+		if !found || at.Before(next) {
+			next, found = at, true
 		}
 	}
 	return next, found
 }
 
 // prepare validates a spec against the venues and the market, without
-// placing anything.
-func (e *Engine) prepare(ctx context.Context, s ParentSpec) (*parent, error) {
+// placing anything. A patient prepare waits for a venue that is rate
+// limited or unavailable (Run, before anything starts); an impatient one
+// asks once (a serving engine, whose other parents must not wait).
+func (e *Engine) prepare(ctx context.Context, s ParentSpec, patient bool) (*parent, error) {
 	if err := s.Validate(); err != nil {
-		return nil, &SpecError{s.ID, "parent", err.Error()}
+		return nil, err
 	}
 	names := s.Venues
 	if len(names) == 0 {
 		names = e.names
 	}
-	p := &parent{spec: s, state: Accepted, next: s.Start, inst: map[string]market.Instrument{},
-		maxID: map[string]int{}, tally: map[string]*VenueTally{}, ours: map[string]*fillLog{}}
+	p := &parent{spec: s, state: Accepted, next: s.Start, patient: patient, inst: map[string]market.Instrument{},
+		idRule: map[string]IDRule{}, tally: map[string]*VenueTally{}, ours: map[string]*fillLog{},
+		otherFees: map[string]decimal.Decimal{}}
 	for _, n := range names {
 		v, ok := e.venues[n]
 		if !ok {
 			return nil, &SpecError{s.ID, "venues", fmt.Sprintf("unknown venue %q; configured: %v", n, e.names)}
 		}
-		in, err := v.Instrument(ctx, s.Symbol)
+		var in market.Instrument
+		deadline := s.End
+		switch {
+		case !patient:
+			deadline = e.clk.Now()
+		case len(names) > 1:
+			deadline = e.clk.Now().Add(acceptPatience)
+		}
+		err := e.patiently(ctx, deadline, func() (err error) {
+			in, err = v.Instrument(ctx, s.Symbol)
+			return err
+		})
+		if errors.Is(err, venues.ErrUnavailable) && len(names) > 1 {
+			// Rate limited or dark for minutes: work the parent on the others.
+			e.log.Warn().Str("parent", s.ID).Str("venue", n).Err(err).Msg("venue unavailable at acceptance; the parent runs without it")
+			continue
+		}
 		if err != nil {
 			return nil, &SpecError{s.ID, "symbol", fmt.Sprintf("%s on %s: %v", s.Symbol, n, err)}
 		}
 		p.venues = append(p.venues, v)
 		p.inst[n] = in
-		p.maxID[n] = defaultClientIDLen
+		rule := IDRule{MaxLen: defaultClientIDLen}
 		if r, ok := v.(ClientIDRules); ok {
-			p.maxID[n] = r.MaxClientIDLen()
+			rule.MaxLen = r.MaxClientIDLen()
 		}
+		if a, ok := v.(ClientIDAlphabet); ok {
+			rule.Allowed = a.ClientIDAllowed
+		}
+		p.idRule[n] = rule
 		p.tally[n] = &VenueTally{Venue: n}
-		p.ours[n] = &fillLog{}
+		p.ours[n] = &fillLog{keep: 2 * s.window()}
+		if l := e.ours[n]; l.keep < 2*s.window() {
+			l.keep = 2 * s.window() // the longest window any parent sums over
+		}
+	}
+	if len(p.venues) == 0 {
+		return nil, &SpecError{s.ID, "venues", fmt.Sprintf("none of %v is available", names)}
 	}
 	sort.Slice(p.venues, func(i, j int) bool { return p.venues[i].Name() < p.venues[j].Name() })
-	sched, err := twap.New(s.Qty, s.Start, s.End)
-	if err != nil {
-		return nil, &SpecError{s.ID, "parent", err.Error()}
+	p.sched = s.Schedule
+	if p.sched == nil {
+		sched, err := twap.New(s.Qty, s.Start, s.End)
+		if err != nil {
+			return nil, &SpecError{s.ID, "parent", err.Error()}
+		}
+		p.sched = sched
 	}
-	p.sched = sched
+	p.seen = s.Start
 	if s.LimitPrice.Sign() > 0 {
-		if err := e.checkLimitAgainstMarket(ctx, p); err != nil {
+		if err := e.checkLimitAgainstMarket(ctx, p, patient); err != nil {
 			return nil, err
 		}
 	}
@@ -210,9 +275,18 @@ func (e *Engine) prepare(ctx context.Context, s ParentSpec) (*parent, error) {
 
 // checkLimitAgainstMarket refuses a sell whose floor is above every bid (or
 // a buy whose ceiling is below every ask): nothing could ever trade.
-func (e *Engine) checkLimitAgainstMarket(ctx context.Context, p *parent) error {
+func (e *Engine) checkLimitAgainstMarket(ctx context.Context, p *parent, patient bool) error {
 	s := p.spec
-	best, ok, err := e.touch(ctx, p)
+	var best decimal.Decimal
+	var ok bool
+	deadline := s.End
+	if !patient {
+		deadline = e.clk.Now()
+	}
+	err := e.patiently(ctx, deadline, func() (err error) {
+		best, ok, err = e.touch(ctx, p)
+		return err
+	})
 	if err != nil || !ok {
 		return &SpecError{s.ID, "symbol", fmt.Sprintf("no market for %s: %v", s.Symbol, err)}
 	}
@@ -227,15 +301,47 @@ func (e *Engine) checkLimitAgainstMarket(ctx context.Context, p *parent) error {
 	return nil
 }
 
+// acceptPatience is how long acceptance waits for an unavailable venue
+// when the parent has others to work on; with no other, it waits up to the
+// parent's end.
+const acceptPatience = 2 * time.Minute
+
+// patiently runs fn until it succeeds, fails for another reason than an
+// unavailable venue (a rate limit, a ban, a timeout), or the clock passes
+// deadline, waiting on the engine's clock in between (1 s, doubling, at
+// most a minute): a 429 storm at acceptance slows a parent down instead of
+// failing it.
+func (e *Engine) patiently(ctx context.Context, deadline time.Time, fn func() error) error {
+	wait := time.Second
+	for {
+		err := fn()
+		now := e.clk.Now()
+		if err == nil || !errors.Is(err, venues.ErrUnavailable) || !now.Before(deadline) {
+			return err
+		}
+		next := now.Add(wait)
+		if next.After(deadline) {
+			next = deadline
+		}
+		if werr := e.clk.WaitUntil(ctx, next); werr != nil {
+			return werr
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
 // touch returns the best price a parent's side can trade at across its
 // venues: the highest bid for a sell, the lowest ask for a buy.
 func (e *Engine) touch(ctx context.Context, p *parent) (decimal.Decimal, bool, error) {
 	var best decimal.Decimal
 	found := false
+	var errs []error
 	for _, v := range p.venues {
 		b, err := v.Book(ctx, p.spec.Symbol, 1)
 		if err != nil {
-			return best, false, fmt.Errorf("book %s: %w", v.Name(), err)
+			errs = append(errs, fmt.Errorf("book %s: %w", v.Name(), err))
+			e.venueFailed(v.Name(), e.clk.Now(), p.spec.SliceInterval, err.Error())
+			continue
 		}
 		opp := b.Opposite(p.spec.Side)
 		if len(opp) == 0 {
@@ -245,6 +351,9 @@ func (e *Engine) touch(ctx context.Context, p *parent) (decimal.Decimal, bool, e
 			best, found = opp[0].Price, true
 		}
 	}
+	if !found && len(errs) > 0 {
+		return best, false, errors.Join(errs...)
+	}
 	return best, found, nil
 }
 
@@ -252,23 +361,32 @@ func (e *Engine) touch(ctx context.Context, p *parent) (decimal.Decimal, bool, e
 // highest bid and the lowest ask.
 func (e *Engine) arrival(ctx context.Context, p *parent) (decimal.Decimal, error) {
 	var bid, ask decimal.Decimal
-	for i, v := range p.venues {
+	var errs []error
+	seen := false
+	for _, v := range p.venues {
 		b, err := v.Book(ctx, p.spec.Symbol, 1)
 		if err != nil {
-			return decimal.Zero, fmt.Errorf("book %s: %w", v.Name(), err)
+			errs = append(errs, fmt.Errorf("book %s: %w", v.Name(), err))
+			continue
 		}
 		bb, ok1 := b.BestBid()
 		ba, ok2 := b.BestAsk()
 		if !ok1 || !ok2 {
-			return decimal.Zero, fmt.Errorf("book %s: one side is empty", v.Name())
+			errs = append(errs, fmt.Errorf("book %s: one side is empty", v.Name()))
+			continue
 		}
-		if i == 0 || bb.Price.GreaterThan(bid) {
+		if !seen || bb.Price.GreaterThan(bid) {
 			bid = bb.Price
 		}
-		if i == 0 || ba.Price.LessThan(ask) {
+		if !seen || ba.Price.LessThan(ask) {
 			ask = ba.Price
 		}
+		seen = true
 	}
+	if !seen {
+		return decimal.Zero, errors.Join(errs...)
+	}
+	// The arrival is the mid of the venues that answered.
 	return bid.Add(ask).Div(decimal.NewFromInt(2)), nil
 }
 

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -33,7 +35,15 @@ type fakeVenue struct {
 	ratePerMin  func(t time.Time) decimal.Decimal // background volume per minute
 	origin      time.Time
 
-	loseNextAck bool // place the order, then answer ErrUnavailable
+	loseNextAck bool      // place the order, then answer ErrUnavailable
+	dropNext    bool      // answer ErrUnavailable without placing
+	lookupFails int       // Order answers ErrUnavailable this many times
+	hideFills   int       // Fills leaves out the last fill this many times
+	feeAsset    string    // default USDT
+	darkUntil   time.Time // Book fails before this time
+	rulesUntil  time.Time // Instrument fails (unavailable) before this time
+	staleBy     time.Duration
+	bookCalls   int
 	orders      map[string]market.Order
 	placed      []market.OrderRequest
 	placedAt    []time.Time
@@ -50,13 +60,24 @@ func newFake(name string, clk clock.Clock, qtyPerLevel string) *fakeVenue {
 func (f *fakeVenue) Name() string { return f.name }
 
 func (f *fakeVenue) Instrument(context.Context, string) (market.Instrument, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.clk.Now().Before(f.rulesUntil) {
+		return market.Instrument{}, fmt.Errorf("rate limited: %w", venues.ErrUnavailable)
+	}
 	return testInst, nil
 }
 
 func (f *fakeVenue) Book(_ context.Context, _ string, depth int) (market.Book, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.book(depth), nil
+	f.bookCalls++
+	if f.clk.Now().Before(f.darkUntil) {
+		return market.Book{}, venues.ErrUnavailable
+	}
+	b := f.book(depth)
+	b.Time = b.Time.Add(-f.staleBy)
+	return b, nil
 }
 
 func (f *fakeVenue) book(depth int) market.Book {
@@ -107,6 +128,10 @@ func minTime(a, b time.Time) time.Time {
 func (f *fakeVenue) Place(_ context.Context, req market.OrderRequest) (market.Order, []market.Fill, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.dropNext {
+		f.dropNext = false
+		return market.Order{}, nil, fmt.Errorf("place: timeout: %w", venues.ErrUnavailable)
+	}
 	if _, dup := f.orders[req.ClientID]; dup {
 		return market.Order{}, nil, fmt.Errorf("%s: %w", req.ClientID, venues.ErrDuplicateClientID)
 	}
@@ -128,7 +153,7 @@ func (f *fakeVenue) Place(_ context.Context, req market.OrderRequest) (market.Or
 		f.trade++
 		fl := market.Fill{Venue: f.name, TradeID: fmt.Sprintf("%s-T%d", f.name, f.trade), OrderID: o.VenueOrderID,
 			ClientID: req.ClientID, Symbol: req.Symbol, Side: req.Side, Price: l.Price, Qty: q,
-			Fee: testInst.Fee(l.Price.Mul(q), market.Taker), FeeAsset: "USDT", Liquidity: market.Taker, Time: now}
+			Fee: testInst.Fee(l.Price.Mul(q), market.Taker), FeeAsset: cmp.Or(f.feeAsset, "USDT"), Liquidity: market.Taker, Time: now}
 		out = append(out, fl)
 		f.fills = append(f.fills, fl)
 		o.Filled = o.Filled.Add(q)
@@ -152,6 +177,10 @@ func (f *fakeVenue) Cancel(_ context.Context, _ string, id string) (market.Order
 func (f *fakeVenue) Order(_ context.Context, _ string, id string) (market.Order, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.lookupFails > 0 {
+		f.lookupFails--
+		return market.Order{}, fmt.Errorf("lookup: %w", venues.ErrUnavailable)
+	}
 	o, ok := f.orders[id]
 	if !ok {
 		return o, fmt.Errorf("%s: %w", id, venues.ErrUnknownOrder)
@@ -168,6 +197,10 @@ func (f *fakeVenue) Fills(_ context.Context, _ string, from, to time.Time) ([]ma
 			out = append(out, fl)
 		}
 	}
+	if f.hideFills > 0 && len(out) > 0 {
+		f.hideFills--
+		out = out[:len(out)-1] // a fill the venue has not listed yet
+	}
 	return out, nil
 }
 
@@ -176,6 +209,8 @@ type memPub struct {
 	mu     sync.Mutex
 	fills  []bus.FillMsg
 	events []bus.EventMsg
+	// failFor makes every event of that parent fail, as a bus that is down.
+	failFor string
 }
 
 func (m *memPub) PublishFill(_ context.Context, f bus.FillMsg) error {
@@ -188,6 +223,9 @@ func (m *memPub) PublishFill(_ context.Context, f bus.FillMsg) error {
 func (m *memPub) PublishEvent(_ context.Context, e bus.EventMsg) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failFor != "" && e.ParentID == m.failFor {
+		return errors.New("bus down")
+	}
 	m.events = append(m.events, e)
 	return nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -12,11 +13,16 @@ import (
 
 // ParentSpec is a parent order as the engine receives it.
 type ParentSpec struct {
-	ID                  string
-	Side                market.Side
-	Symbol              string
-	Qty                 decimal.Decimal
-	Strategy            string // "twap"
+	ID       string
+	Side     market.Side
+	Symbol   string
+	Qty      decimal.Decimal
+	Strategy string // twap (default schedule), vwap, pov, ac
+	// Schedule, when set, is the strategy's schedule built by the caller
+	// (required for every strategy but twap). One that implements
+	// VolumeObserver is fed the market volume on the parent's venues
+	// before every slice.
+	Schedule            Schedule
 	Start, End          time.Time
 	SliceInterval       time.Duration
 	ParticipationWindow time.Duration   // default SliceInterval
@@ -24,7 +30,13 @@ type ParentSpec struct {
 	BandBps             decimal.Decimal // slippage band vs arrival
 	LimitPrice          decimal.Decimal // floor (sell) / ceiling (buy); zero = none
 	MaxChildNotional    decimal.Decimal // zero = none
-	Venues              []string        // empty = every venue
+	MaxVenueShare       decimal.Decimal // most of a slice one venue may take, (0, 1]; zero = no cap
+	// Style is how children are priced: "" walks the book as far as the
+	// size needs within the band; StyleTouch places fixed slices (no
+	// catch-up) at the best level until the end time, then whatever is left
+	// at once (the common open-source TWAP, kept as a baseline).
+	Style  string
+	Venues []string // empty = every venue
 }
 
 // State is a parent's lifecycle state. The zero value is invalid.
@@ -41,9 +53,22 @@ const (
 	Cancelled
 	// Failed: stopped by an error.
 	Failed
+	// Paused: held by the client; places nothing until resumed.
+	Paused
 )
 
-var stateNames = map[State]string{Accepted: "accepted", Working: "working", Done: "done", Cancelled: "cancelled", Failed: "failed"}
+var stateNames = map[State]string{Accepted: "accepted", Working: "working", Done: "done", Cancelled: "cancelled",
+	Failed: "failed", Paused: "paused"}
+
+// ParseState reads a state's name.
+func ParseState(name string) (State, bool) {
+	for s, n := range stateNames {
+		if n == name {
+			return s, true
+		}
+	}
+	return 0, false
+}
 
 // String returns the state's name.
 func (s State) String() string {
@@ -58,8 +83,9 @@ func (s State) Terminal() bool { return s == Done || s == Cancelled || s == Fail
 
 // transitions is the lifecycle as a table: (from, to) allowed.
 var transitions = map[State][]State{
-	Accepted: {Working, Cancelled, Failed},
-	Working:  {Done, Cancelled, Failed},
+	Accepted: {Working, Paused, Cancelled, Failed},
+	Working:  {Done, Paused, Cancelled, Failed},
+	Paused:   {Accepted, Working, Done, Cancelled, Failed}, // Done: its end time passed while paused
 }
 
 func canMove(from, to State) bool {
@@ -71,28 +97,46 @@ func canMove(from, to State) bool {
 	return false
 }
 
-// Validate checks the spec on its own, without the market.
+// Validate checks the spec on its own, without the market. A refusal is
+// a *SpecError naming the field as the config and the API spell it.
 func (s ParentSpec) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return &SpecError{s.ID, field, fmt.Sprintf(format, a...)}
+	}
 	switch {
 	case s.ID == "":
-		return fmt.Errorf("parent: id is empty")
+		return bad("id", "the id is empty")
 	case !s.Side.Valid():
-		return fmt.Errorf("parent %s: side is not buy or sell", s.ID)
+		return bad("side", "not buy or sell")
 	case s.Qty.Sign() <= 0:
-		return fmt.Errorf("parent %s: quantity %s must be positive", s.ID, s.Qty)
+		return bad("quantity", "%s must be positive", s.Qty)
 	case !s.End.After(s.Start):
-		return fmt.Errorf("parent %s: end %s is not after start %s", s.ID, s.End.Format(time.RFC3339), s.Start.Format(time.RFC3339))
+		return bad("end", "%s is not after the start %s", s.End.Format(time.RFC3339), s.Start.Format(time.RFC3339))
 	case s.SliceInterval <= 0:
-		return fmt.Errorf("parent %s: slice interval %s must be positive", s.ID, s.SliceInterval)
+		return bad("slice_interval", "%s must be positive", s.SliceInterval)
 	case s.MaxParticipation.Sign() <= 0 || s.MaxParticipation.GreaterThan(decimal.NewFromInt(1)):
-		return fmt.Errorf("parent %s: max participation %s must be in (0, 1]", s.ID, s.MaxParticipation)
+		return bad("max_participation", "%s must be in (0, 1]", s.MaxParticipation)
 	case s.BandBps.Sign() <= 0:
-		return fmt.Errorf("parent %s: slippage band %s bps must be positive", s.ID, s.BandBps)
-	case s.Strategy != "twap":
-		return fmt.Errorf("parent %s: strategy %q: allowed: twap", s.ID, s.Strategy)
+		return bad("slippage_band_bps", "%s basis points must be positive", s.BandBps)
+	case !knownStrategies[s.Strategy]:
+		return bad("strategy", "%q: allowed: twap, vwap, pov, ac, dump", s.Strategy)
+	case s.Strategy != "twap" && s.Schedule == nil:
+		return bad("strategy", "%s needs its schedule", s.Strategy)
+	}
+	// A venue named twice would get two children per slice with one
+	// client id: the venue refuses the twin and the slice comes up short.
+	for i, v := range s.Venues {
+		if slices.Contains(s.Venues[:i], v) {
+			return bad("venues", "venue %q is listed twice", v)
+		}
 	}
 	return nil
 }
+
+// StyleTouch prices every child at the touch until the end time.
+const StyleTouch = "touch"
+
+var knownStrategies = map[string]bool{"twap": true, "vwap": true, "pov": true, "ac": true, "dump": true}
 
 func (s ParentSpec) window() time.Duration {
 	if s.ParticipationWindow > 0 {
@@ -128,7 +172,8 @@ type Summary struct {
 	Qty              decimal.Decimal
 	Filled           decimal.Decimal
 	Notional         decimal.Decimal
-	Fees             decimal.Decimal
+	Fees             decimal.Decimal            // in the quote asset
+	OtherFees        map[string]decimal.Decimal // fees charged in other assets, by asset
 	ArrivalPrice     decimal.Decimal
 	MarketVWAP       decimal.Decimal
 	MaxParticipation decimal.Decimal

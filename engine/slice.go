@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -17,40 +19,56 @@ import (
 // parent is a parent order's working state. Only the engine's run loop
 // touches it.
 type parent struct {
-	spec    ParentSpec
-	sched   Schedule
-	venues  []Venue
-	inst    map[string]market.Instrument
-	maxID   map[string]int
-	state   State
-	reason  string
-	limits  risk.Limits
-	next    time.Time
-	slice   int
-	seq     int64
-	filled  decimal.Decimal
-	notion  decimal.Decimal
-	fees    decimal.Decimal
-	vwap    decimal.Decimal
-	maxPart decimal.Decimal
-	target  decimal.Decimal
-	childs  int
-	fills   int
-	rejects int
-	tally   map[string]*VenueTally
-	ours    map[string]*fillLog
+	spec     ParentSpec
+	sched    Schedule
+	seen     time.Time // market volume observed up to here
+	venues   []Venue
+	inst     map[string]market.Instrument
+	idRule   map[string]IDRule
+	state    State
+	resumeTo State // the state a paused parent returns to
+	patient  bool  // waits for unavailable venues (Run) instead of retrying next slice (Serve)
+	reason   string
+	limits   risk.Limits
+	next     time.Time
+	slice    int
+	seq      int64
+	filled   decimal.Decimal
+	notion   decimal.Decimal
+	fees     decimal.Decimal
+	vwap     decimal.Decimal
+	maxPart  decimal.Decimal
+	target   decimal.Decimal
+	childs   int
+	fills    int
+	rejects  int
+	tally    map[string]*VenueTally
+	ours     map[string]*fillLog
+	pending  []pendingChild // children of unknown outcome
+	// otherFees are fees charged in another asset than the quote, by asset.
+	otherFees map[string]decimal.Decimal
 }
 
 // fillLog is our filled quantity on one venue over time, for participation
 // windows. Times only grow.
 type fillLog struct {
-	at  []time.Time
-	qty []decimal.Decimal
+	at   []time.Time
+	qty  []decimal.Decimal
+	keep time.Duration // entries older than this before the newest are dropped; zero keeps all
 }
 
 func (l *fillLog) add(t time.Time, q decimal.Decimal) {
 	l.at = append(l.at, t)
 	l.qty = append(l.qty, q)
+	// Only a trailing window is ever summed: drop what no window reaches,
+	// so a long-running parent's log stays small.
+	if l.keep > 0 && len(l.at) > 64 && t.Sub(l.at[0]) > l.keep {
+		i := sort.Search(len(l.at), func(i int) bool { return t.Sub(l.at[i]) <= l.keep })
+		n := copy(l.at, l.at[i:])
+		copy(l.qty, l.qty[i:])
+		clear(l.qty[n:])
+		l.at, l.qty = l.at[:n], l.qty[:n]
+	}
 }
 
 // sum returns our quantity with from < t ≤ to.
@@ -69,6 +87,7 @@ func (p *parent) summary() Summary {
 		ParentID: p.spec.ID, State: p.state, Reason: p.reason, Side: p.spec.Side, Symbol: p.spec.Symbol,
 		Qty: p.spec.Qty, Filled: p.filled, Notional: p.notion, Fees: p.fees, ArrivalPrice: p.limits.ArrivalPrice,
 		MarketVWAP: p.vwap, MaxParticipation: p.maxPart, ChildOrders: p.childs, Fills: p.fills, Rejections: p.rejects,
+		OtherFees: p.otherFees,
 	}
 	for _, v := range p.venues {
 		s.Venues = append(s.Venues, *p.tally[v.Name()])
@@ -97,9 +116,19 @@ func (e *Engine) tick(ctx context.Context, p *parent, now time.Time) error {
 		if err := e.start(ctx, p, now); err != nil {
 			return err
 		}
+		if p.state == Accepted { // no arrival price yet: try again next slice
+			p.next = now.Add(p.spec.SliceInterval)
+			return nil
+		}
+		if p.state.Terminal() {
+			return nil
+		}
 	}
 	if scope, killed := e.kill.Killed(p.spec.ID); killed {
 		return e.finish(ctx, p, now, Cancelled, "kill switch ("+scope+")")
+	}
+	if k := e.KillState(); k.Engaged { // a kill whose cancel pass did not run
+		return e.finish(ctx, p, now, Cancelled, "kill switch: "+k.Reason)
 	}
 	end := !now.Before(p.spec.End)
 	// Each slice releases the quantity due by the slice's end; the last one,
@@ -108,8 +137,34 @@ func (e *Engine) tick(ctx context.Context, p *parent, now time.Time) error {
 	if due.After(p.spec.End) {
 		due = p.spec.End
 	}
-	p.target = p.sched.Target(due)
-	shortfall := p.target.Sub(p.filled)
+	if obs, ok := p.sched.(VolumeObserver); ok && now.After(p.seen) {
+		// The others' volume: the tape less every parent's own fills.
+		vol := decimal.Zero
+		for _, v := range p.venues {
+			tp, err := v.Tape(ctx, p.spec.Symbol, p.seen, now)
+			if err != nil {
+				e.log.Warn().Str("parent", p.spec.ID).Str("venue", v.Name()).Err(err).Msg("tape unavailable; its volume is missing from the schedule")
+				continue
+			}
+			vol = vol.Add(decimal.Max(decimal.Zero, tp.Volume.Sub(e.ours[v.Name()].sum(p.seen, now))))
+		}
+		obs.Observe(p.seen, now, vol)
+		p.seen = now
+	}
+	if len(p.pending) > 0 {
+		if err := e.settle(ctx, p, now); err != nil {
+			return err
+		}
+	}
+	// Whatever a schedule says, a parent never trades more than its
+	// quantity; children of unknown outcome count as traded until settled.
+	prev := p.target
+	p.target = decimal.Min(p.sched.Target(due), p.spec.Qty)
+	shortfall := p.target.Sub(p.filled).Sub(p.pendingQty())
+	if p.spec.Style == StyleTouch && !end {
+		// Fixed slices: this slice's share of the schedule, no catch-up.
+		shortfall = decimal.Min(shortfall, p.target.Sub(prev))
+	}
 	if shortfall.Sign() > 0 {
 		if err := e.emit(ctx, p, now, bus.KindSlice, func(m *bus.EventMsg) {
 			m.Slice = &bus.SliceInfo{Seq: p.slice, Target: p.target, Filled: p.filled, Shortfall: shortfall}
@@ -136,7 +191,20 @@ func (e *Engine) tick(ctx context.Context, p *parent, now time.Time) error {
 
 // start measures the arrival price and announces the parent.
 func (e *Engine) start(ctx context.Context, p *parent, now time.Time) error {
-	arr, err := e.arrival(ctx, p)
+	var arr decimal.Decimal
+	deadline := p.spec.End
+	if !p.patient {
+		deadline = now // a serving engine's other parents must not wait: try again next slice
+	}
+	err := e.patiently(ctx, deadline, func() (err error) {
+		arr, err = e.arrival(ctx, p)
+		return err
+	})
+	now = e.clk.Now()
+	if err != nil && !p.patient && errors.Is(err, venues.ErrUnavailable) && now.Before(p.spec.End) {
+		e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("no arrival price yet; the parent starts when a venue answers")
+		return nil
+	}
 	if err != nil {
 		return e.finish(ctx, p, now, Failed, "arrival price: "+err.Error())
 	}
@@ -148,82 +216,171 @@ func (e *Engine) start(ctx context.Context, p *parent, now time.Time) error {
 	}
 	s := p.spec
 	return e.emit(ctx, p, now, bus.KindAccepted, func(m *bus.EventMsg) {
-		m.Parent = &bus.ParentInfo{Side: s.Side.String(), Symbol: s.Symbol, Quantity: s.Qty, Strategy: s.Strategy,
+		m.Parent = &bus.ParentInfo{Side: s.Side.String(), Symbol: s.Symbol, QuoteAsset: p.quote(), Quantity: s.Qty, Strategy: s.Strategy,
 			Start: s.Start, End: s.End, ArrivalPrice: arr, LimitPrice: s.LimitPrice, SlippageBandBps: s.BandBps,
 			MaxParticipation: s.MaxParticipation, Venues: names}
 	})
 }
 
 // work splits a shortfall across venues and places one IOC child per venue.
+// When less than the shortfall goes out, a slice_short event says why, per
+// venue: nothing is held back silently.
 func (e *Engine) work(ctx context.Context, p *parent, now time.Time, shortfall decimal.Decimal) error {
 	worst := p.limits.WorstPrice()
 	from := now.Add(-p.spec.window())
 	quotes := make([]venueQuote, 0, len(p.venues))
 	windows := map[string]risk.Window{}
+	var why []bus.VenueShort
+	short := func(venue, format string, a ...any) {
+		why = append(why, bus.VenueShort{Venue: venue, Reason: fmt.Sprintf(format, a...)})
+	}
 	for _, v := range p.venues {
 		n := v.Name()
 		in := p.inst[n]
-		book, err := v.Book(ctx, p.spec.Symbol, bookDepth)
+		if h := e.health[n]; !e.healthy(n, now) {
+			short(n, "sitting out after %d failures until %s", h.failures, h.downUntil.Format(time.RFC3339))
+			continue
+		}
+		limit := in.LimitPrice(p.spec.Side, worst)
+		book, depth, err := e.bookFor(ctx, v, p.spec.Symbol, p.spec.Side, shortfall, limit)
 		if err != nil {
-			e.log.Warn().Str("parent", p.spec.ID).Str("venue", n).Err(err).Msg("book unavailable; venue skipped this slice")
+			e.venueFailed(n, now, p.spec.SliceInterval, "book: "+err.Error())
+			short(n, "book: %v", err)
+			continue
+		}
+		if age := now.Sub(book.Time); !book.Time.IsZero() && age > staleBook {
+			e.venueFailed(n, now, p.spec.SliceInterval, fmt.Sprintf("book is %s old", age))
+			short(n, "book is %s old", age)
 			continue
 		}
 		tape, err := v.Tape(ctx, p.spec.Symbol, from, now)
 		if err != nil {
-			e.log.Warn().Str("parent", p.spec.ID).Str("venue", n).Err(err).Msg("tape unavailable; venue skipped this slice")
+			e.venueFailed(n, now, p.spec.SliceInterval, "tape: "+err.Error())
+			short(n, "tape: %v", err)
 			continue
 		}
-		w := risk.Window{Market: tape.Volume, Ours: p.ours[n].sum(from, now)}
+		// The cap bounds our footprint: every parent's fills on the venue
+		// count, not just this one's.
+		w := risk.Window{Market: tape.Volume, Ours: e.ours[n].sum(from, now)}
 		windows[n] = w
 		room, capped := risk.Headroom(p.spec.MaxParticipation, w)
-		limit := in.LimitPrice(p.spec.Side, worst)
-		quotes = append(quotes, venueQuote{venue: n, inst: in, book: book,
-			depth: book.DepthWithin(p.spec.Side, limit), room: room, capped: capped})
+		if p.spec.Style == StyleTouch && now.Before(p.spec.End) {
+			// Touch style takes only the best level; the band still bounds it.
+			if opp := book.Opposite(p.spec.Side); len(opp) > 0 && market.Within(p.spec.Side, opp[0].Price, limit) {
+				limit = opp[0].Price
+				depth = book.DepthUpTo(p.spec.Side, limit, shortfall)
+			}
+		}
+		quotes = append(quotes, venueQuote{venue: n, inst: in, book: book, limit: limit, depth: depth, room: room, capped: capped})
 	}
-	alloc := split(shortfall, quotes)
+	share := p.spec.MaxVenueShare
+	alloc := roundAlloc(p.spec.Side, shortfall, share, quotes, split(p.spec.Side, shortfall, share, quotes))
+	alloc = avoidDust(p.spec.Side, p.spec.Qty.Sub(p.filled), quotes, alloc)
+	placed := decimal.Zero
 	for i, q := range quotes {
-		if err := e.child(ctx, p, now, q, alloc[i], windows[q.venue], worst); err != nil {
+		if alloc[i].Sign() <= 0 {
+			if r := q.idle(p.spec.Side, windows[q.venue]); r != "" {
+				short(q.venue, "%s", r)
+			}
+			continue
+		}
+		sent, reason, err := e.child(ctx, p, now, q, alloc[i], windows[q.venue])
+		if err != nil {
 			return err
 		}
+		placed = placed.Add(sent)
+		if reason != "" {
+			short(q.venue, "%s", reason)
+		}
 	}
-	return nil
+	if shortfall.Sub(placed).LessThan(p.lot()) {
+		return nil // rounding to the venues' steps: the next slice carries it
+	}
+	if len(why) == 0 {
+		why = append(why, bus.VenueShort{Reason: "the venues' books, rules and caps left no order to place"})
+	}
+	return e.emit(ctx, p, now, bus.KindSliceShort, func(m *bus.EventMsg) {
+		m.Short = &bus.ShortInfo{Shortfall: shortfall, Placed: placed, Venues: why}
+	})
 }
 
-// child sizes, prices, checks and places one venue's share of a slice.
+// bookFor reads as few levels of a venue's book as cover need inside
+// limit: first minBookDepth, then four times more while every level shown
+// is inside the limit and together they hold less than need, up to
+// maxBookDepth. It returns the depth inside the limit, counted up to need
+// (all the router has to know).
+func (e *Engine) bookFor(ctx context.Context, v Venue, symbol string, side market.Side, need, limit decimal.Decimal) (market.Book, decimal.Decimal, error) {
+	for depth := minBookDepth; ; depth = min(4*depth, maxBookDepth) {
+		b, err := v.Book(ctx, symbol, depth)
+		if err != nil {
+			return b, decimal.Zero, err
+		}
+		opp := b.Opposite(side)
+		got := b.DepthUpTo(side, limit, need)
+		if depth == maxBookDepth || len(opp) < depth || !market.Within(side, opp[len(opp)-1].Price, limit) ||
+			got.GreaterThanOrEqual(need) {
+			return b, got, nil
+		}
+	}
+}
+
+// idle says why a venue got nothing of a slice, or "" when the others
+// simply took it all.
+func (q venueQuote) idle(side market.Side, w risk.Window) string {
+	switch {
+	case q.depth.Sign() <= 0:
+		return fmt.Sprintf("no depth inside the limit %s", q.limit)
+	case q.capped && (q.room.Sign() <= 0 || q.room.LessThan(q.inst.MinQty)):
+		return fmt.Sprintf("participation cap: room %s (ours %s of %s traded in the window)", q.room, w.Ours, w.Market)
+	}
+	return ""
+}
+
+// child sizes, prices, checks and places one venue's share of a slice. It
+// returns the quantity sent, or why nothing was (a refusal by risk or the
+// venue is a child_rejected event instead).
 func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuote, want decimal.Decimal,
-	w risk.Window, worst decimal.Decimal) error {
+	w risk.Window) (decimal.Decimal, string, error) {
 	side := p.spec.Side
 	qty := q.inst.Quantity(want)
 	if qty.Sign() <= 0 || qty.LessThan(q.inst.MinQty) {
-		return nil
+		return decimal.Zero, fmt.Sprintf("%s is below the minimum quantity %s on the step %s", want, q.inst.MinQty, q.inst.Step), nil
 	}
-	limit := q.inst.LimitPrice(side, worst)
-	price, _, ok := q.book.Reach(side, qty, limit)
+	price, _, ok := q.book.Reach(side, qty, q.limit)
 	if !ok {
-		return nil
+		return decimal.Zero, fmt.Sprintf("the book cannot take %s inside the limit %s", qty, q.limit), nil
 	}
+	capped := ""
 	if p.spec.MaxChildNotional.Sign() > 0 && price.Mul(qty).GreaterThan(p.spec.MaxChildNotional) {
 		qty = q.inst.Quantity(p.spec.MaxChildNotional.Div(price))
+		capped = fmt.Sprintf("max child notional %s holds the child to %s of %s", p.spec.MaxChildNotional, qty, want)
 	}
-	if price.Mul(qty).LessThan(q.inst.MinNotional) {
-		return nil // dust: it stays in the schedule and is reported if never placed
+	if n := price.Mul(qty); n.LessThan(q.inst.MinNotional) {
+		// Dust: it stays in the schedule and is reported if never placed.
+		return decimal.Zero, fmt.Sprintf("%s at %s is %s, below the minimum notional %s", qty, price, n, q.inst.MinNotional), nil
 	}
 	req := market.OrderRequest{Symbol: p.spec.Symbol, Side: side, Price: price, Qty: qty, TIF: market.IOC,
-		ClientID: ChildID(p.spec.ID, p.slice, q.venue, 0, p.maxID[q.venue])}
+		ClientID: ChildID(p.spec.ID, p.slice, q.venue, 0, p.idRule[q.venue])}
 	if rej := e.checker.Check(p.limits, risk.Child{Venue: q.venue, Instrument: q.inst, Req: req, Window: w}); rej != nil {
-		return e.reject(ctx, p, now, q.venue, req, rej.Check, rej.Reason)
+		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, rej.Check, rej.Reason)
 	}
 	v := e.venueOf(p, q.venue)
-	ord, fills, err := e.place(ctx, p, v, req)
-	if err != nil {
-		if venues.IsReject(err) {
-			return e.reject(ctx, p, now, q.venue, req, "venue", err.Error())
-		}
-		e.log.Warn().Str("parent", p.spec.ID).Str("venue", q.venue).Str("child", req.ClientID).Err(err).
-			Msg("child state unknown after retry; remainder returns to the schedule")
-		return e.reject(ctx, p, now, q.venue, req, "venue_unavailable", err.Error())
+	ord, fills, err := e.place(ctx, v, req)
+	switch {
+	case venues.IsReject(err):
+		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, "venue", err.Error())
+	case err != nil:
+		e.venueFailed(q.venue, now, p.spec.SliceInterval, "place: "+err.Error())
+		return qty, "", e.markUnknown(ctx, p, now, q.venue, req, err)
 	}
+	return qty, capped, e.recordChild(ctx, p, now, v, req, ord, fills)
+}
+
+// recordChild books a child the venue holds: its fills, then its events.
+func (e *Engine) recordChild(ctx context.Context, p *parent, now time.Time, v Venue, req market.OrderRequest,
+	ord market.Order, fills []market.Fill) error {
 	p.childs++
+	e.venueOK(v.Name())
 	for _, f := range fills {
 		if err := e.record(ctx, p, f); err != nil {
 			return err
@@ -232,47 +389,64 @@ func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuo
 	if len(fills) > 0 {
 		e.observeParticipation(ctx, p, v, now)
 	}
-	info := &bus.ChildInfo{ClientID: req.ClientID, Venue: q.venue, Side: side.String(), Price: req.Price, Qty: req.Qty,
+	info := &bus.ChildInfo{ClientID: req.ClientID, Venue: v.Name(), Side: req.Side.String(), Price: req.Price, Qty: req.Qty,
 		TIF: req.TIF.String(), Filled: ord.Filled, Status: ord.Status.String()}
 	if err := e.emit(ctx, p, now, bus.KindChildPlaced, func(m *bus.EventMsg) { m.Child = info }); err != nil {
 		return err
 	}
-	if ord.Status == market.Expired || ord.Status == market.Canceled {
-		if ord.Remaining().Sign() > 0 {
-			return e.emit(ctx, p, now, bus.KindChildCancelled, func(m *bus.EventMsg) { m.Child = info })
-		}
+	if (ord.Status == market.Expired || ord.Status == market.Canceled) && ord.Remaining().Sign() > 0 {
+		return e.emit(ctx, p, now, bus.KindChildCancelled, func(m *bus.EventMsg) { m.Child = info })
 	}
 	return nil
 }
 
+// lot is the smallest order any of the parent's venues takes: a shortfall
+// below it is rounding, not something held back.
+func (p *parent) lot() decimal.Decimal {
+	var lot decimal.Decimal
+	for _, in := range p.inst {
+		l := decimal.Max(in.MinQty, in.Step)
+		if lot.IsZero() || l.LessThan(lot) {
+			lot = l
+		}
+	}
+	return lot
+}
+
 // place sends a child. A failure that is not a rejection means the order
-// may exist: look it up by client id before trying once more with the next
-// attempt's id.
-func (e *Engine) place(ctx context.Context, p *parent, v Venue, req market.OrderRequest) (market.Order, []market.Fill, error) {
+// may exist: it is looked up by client id at once, and if the venue cannot
+// say, or says it has none (the order may still be in flight), the outcome
+// is unknown (errOutcomeUnknown): the child waits on the parent's pending
+// list, never placed again under another id.
+func (e *Engine) place(ctx context.Context, v Venue, req market.OrderRequest) (market.Order, []market.Fill, error) {
 	ord, fills, err := v.Place(ctx, req)
 	if err == nil || venues.IsReject(err) {
 		return ord, fills, err
 	}
-	got, lerr := v.Order(ctx, req.Symbol, req.ClientID)
-	if lerr == nil {
-		fl, ferr := e.fillsOf(ctx, v, req)
-		return got, fl, ferr
+	got, fl, found, lerr := e.lookUp(ctx, v, req)
+	switch {
+	case lerr != nil:
+		return got, nil, fmt.Errorf("place %s: %v; %w", req.ClientID, err, lerr)
+	case !found:
+		return got, nil, fmt.Errorf("place %s: %v; not at the venue yet: %w", req.ClientID, err, errOutcomeUnknown)
 	}
-	if !errors.Is(lerr, venues.ErrUnknownOrder) {
-		return ord, nil, fmt.Errorf("place %s: %w; lookup: %v", req.ClientID, err, lerr)
-	}
-	req.ClientID = ChildID(p.spec.ID, p.slice, v.Name(), 1, p.maxID[v.Name()])
-	return v.Place(ctx, req)
+	return got, fl, nil
 }
 
-// fillsOf recovers the fills of an order found after an unknown outcome.
-func (e *Engine) fillsOf(ctx context.Context, v Venue, req market.OrderRequest) ([]market.Fill, error) {
+// fillsOf recovers the fills of an order found after an unknown outcome:
+// those since the order was created (a second of slack), or over the last
+// hour when the venue gave no creation time.
+func (e *Engine) fillsOf(ctx context.Context, v Venue, req market.OrderRequest, created time.Time) ([]market.Fill, error) {
 	fl, ok := v.(FillLister)
 	if !ok {
 		return nil, fmt.Errorf("venue %s cannot list fills of %s", v.Name(), req.ClientID)
 	}
 	now := e.clk.Now()
-	all, err := fl.Fills(ctx, req.Symbol, now.Add(-time.Hour), now)
+	from := now.Add(-time.Hour)
+	if !created.IsZero() && created.After(from) && !created.After(now) {
+		from = created.Add(-time.Second)
+	}
+	all, err := fl.Fills(ctx, req.Symbol, from, now)
 	if err != nil {
 		return nil, err
 	}
@@ -308,15 +482,32 @@ func (e *Engine) observeParticipation(ctx context.Context, p *parent, v Venue, n
 	}
 }
 
-// record books one fill into the parent's tallies and publishes it.
+// quote is the asset the parent's prices and proceeds are in.
+func (p *parent) quote() string {
+	for _, v := range p.venues {
+		return p.inst[v.Name()].Quote
+	}
+	return ""
+}
+
+// record books one fill into the parent's tallies and publishes it. Fees
+// in the quote asset count against the proceeds; a fee charged in another
+// asset (BNB, or the base asset on a buy) is kept apart: it cannot be added
+// to quote without a price.
 func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) error {
 	t := p.tally[f.Venue]
 	n := f.Notional()
-	p.filled, p.notion, p.fees = p.filled.Add(f.Qty), p.notion.Add(n), p.fees.Add(f.Fee)
-	t.Filled, t.Notional, t.Fees = t.Filled.Add(f.Qty), t.Notional.Add(n), t.Fees.Add(f.Fee)
+	fee := f.Fee
+	if q := p.inst[f.Venue].Quote; f.FeeAsset != q && q != "" {
+		p.otherFees[f.FeeAsset] = p.otherFees[f.FeeAsset].Add(f.Fee)
+		fee = decimal.Zero
+	}
+	p.filled, p.notion, p.fees = p.filled.Add(f.Qty), p.notion.Add(n), p.fees.Add(fee)
+	t.Filled, t.Notional, t.Fees = t.Filled.Add(f.Qty), t.Notional.Add(n), t.Fees.Add(fee)
 	t.Fills++
 	p.fills++
 	p.ours[f.Venue].add(f.Time, f.Qty)
+	e.ours[f.Venue].add(f.Time, f.Qty)
 	msg := bus.FillMsg{Schema: bus.FillSchema, ParentID: p.spec.ID, ClientID: f.ClientID, OrderID: f.OrderID,
 		Venue: f.Venue, TradeID: f.TradeID, Symbol: f.Symbol, Side: f.Side.String(), Price: f.Price, Qty: f.Qty,
 		Fee: f.Fee, FeeAsset: f.FeeAsset, Liquidity: f.Liquidity.String(), Time: f.Time}
@@ -333,8 +524,27 @@ func (e *Engine) reject(ctx context.Context, p *parent, now time.Time, venue str
 
 // finish ends a parent: market VWAP over its window, then the done event.
 func (e *Engine) finish(ctx context.Context, p *parent, now time.Time, to State, reason string) error {
+	// The parent ends whatever settling does: a parent left working after
+	// a cancel or a kill because the bus failed would go on trading.
+	var settleErr error
+	if len(p.pending) > 0 {
+		settleErr = e.settle(ctx, p, now)
+	}
+	if len(p.pending) > 0 {
+		// What was traded is not known: the parent cannot be called done.
+		if to == Done {
+			to = Failed
+		}
+		reason = strings.TrimPrefix(reason+"; "+p.unsettled(), "; ")
+	}
+	if settleErr != nil {
+		reason = strings.TrimPrefix(reason+"; settling: "+settleErr.Error(), "; ")
+	}
 	total := market.Tape{}
 	for _, v := range p.venues {
+		if !e.healthy(v.Name(), now) {
+			continue // a venue known to be down is not waited for at the end
+		}
 		if tp, err := v.Tape(ctx, p.spec.Symbol, p.spec.Start, now); err == nil {
 			total = total.Add(tp)
 		}
@@ -345,10 +555,11 @@ func (e *Engine) finish(ctx context.Context, p *parent, now time.Time, to State,
 		e.obs.Progress(p.progress(now))
 	}
 	s := p.summary()
-	return e.emit(ctx, p, now, bus.KindDone, func(m *bus.EventMsg) {
+	err := e.emit(ctx, p, now, bus.KindDone, func(m *bus.EventMsg) {
 		m.Summary = &bus.SummaryInfo{State: to.String(), Filled: s.Filled, Unfilled: s.Unfilled(), MarketVWAP: s.MarketVWAP,
 			MaxParticipation: s.MaxParticipation, ChildOrders: s.ChildOrders, Fills: s.Fills, Rejections: s.Rejections, Reason: reason}
 	})
+	return errors.Join(settleErr, err)
 }
 
 func (e *Engine) emit(ctx context.Context, p *parent, now time.Time, kind string, fill func(*bus.EventMsg)) error {

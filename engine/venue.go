@@ -39,3 +39,10 @@ type FillLister interface {
 type ClientIDRules interface {
 	MaxClientIDLen() int
 }
+
+// ClientIDAlphabet is an optional power: a venue that takes fewer
+// characters than [A-Za-z0-9-] in client order ids says which; an id with
+// others is hashed to lower-case letters and digits.
+type ClientIDAlphabet interface {
+	ClientIDAllowed(r rune) bool
+}

@@ -40,3 +40,7 @@ func (s *Schedule) Target(t time.Time) decimal.Decimal {
 	// Multiply first: Q·elapsed is exact, leaving one rounding in the division.
 	return s.qty.Mul(elapsed).Div(total)
 }
+
+// WithEnd returns the same schedule ending at end instead: an amended
+// parent's.
+func (s *Schedule) WithEnd(end time.Time) (*Schedule, error) { return New(s.qty, s.start, end) }

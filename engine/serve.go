@@ -1,0 +1,502 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/blockexec/blockexec/bus"
+	"github.com/blockexec/blockexec/strategies/twap"
+)
+
+// Errors of the service calls.
+var (
+	// ErrNotServing: Serve is not running (not started, or stopped).
+	ErrNotServing = errors.New("engine: not serving")
+	// ErrUnknownParent: no parent with that id.
+	ErrUnknownParent = errors.New("engine: unknown parent")
+	// ErrDuplicateParent: a parent with that id exists already.
+	ErrDuplicateParent = errors.New("engine: parent id in use")
+	// ErrParentEnded: the parent is done, cancelled or failed.
+	ErrParentEnded = errors.New("engine: parent has ended")
+	// ErrKilled: the kill switch is engaged; nothing new is accepted
+	// until it is released.
+	ErrKilled = errors.New("engine: the kill switch is engaged")
+)
+
+// KillState is the serving engine's kill switch. Engaged by KillAll, it
+// stays engaged (new parents are refused) until ReleaseKill: a desk that
+// pulled the switch decides when trading starts again, not the next
+// client to submit.
+type KillState struct {
+	Engaged bool
+	Reason  string
+	Since   time.Time
+}
+
+// Status is a parent as the service shows it: its spec's terms, its
+// state and its tallies, as of its last slice or command.
+type Status struct {
+	Summary
+	Strategy         string
+	Start, End       time.Time
+	LimitPrice       decimal.Decimal
+	BandBps          decimal.Decimal
+	MaxParticipation decimal.Decimal
+	VenueNames       []string
+	Target           decimal.Decimal // cumulative schedule target at the last slice
+	Pending          decimal.Decimal // quantity of children of unknown outcome
+	Updated          time.Time
+}
+
+// Amendment changes a working parent's terms; nil fields stay as they are.
+// Every change is checked as at submission: a band must be positive, a
+// participation in (0, 1], a floor (sell) or ceiling (buy) not beyond the
+// market, an end after the start and not in the past.
+type Amendment struct {
+	LimitPrice       *decimal.Decimal // floor (sell) or ceiling (buy); zero removes it
+	BandBps          *decimal.Decimal
+	MaxParticipation *decimal.Decimal
+	End              *time.Time
+}
+
+// Rescheduler is a schedule whose end can move: an amended end time
+// rebuilds the schedule with it.
+type Rescheduler interface {
+	WithEnd(end time.Time) (Schedule, error)
+}
+
+// desk is the state of a serving engine: its parents and the commands
+// waiting for the loop.
+type desk struct {
+	mu      sync.Mutex // guards serving, stopped, status and kill
+	serving bool
+	kill    KillState
+	stopped chan struct{} // closed when the current Serve returns
+	status  map[string]Status
+	cmds    chan func(ctx context.Context)
+	parents map[string]*parent // owned by the loop: parents that have not ended
+	ended   map[string]bool    // owned by the loop: ids of parents that have
+	order   []*parent          // owned by the loop: live parents, in submission order
+}
+
+func (e *Engine) deskInit() {
+	e.desk = &desk{status: map[string]Status{}, cmds: make(chan func(ctx context.Context)), parents: map[string]*parent{},
+		ended: map[string]bool{}}
+}
+
+// Serve works parents as they are submitted until ctx ends: each on its
+// own schedule, with pause, resume, amend and cancel between slices. Every
+// call on the parents runs in this loop, so a parent is never changed
+// during its slice. When ctx ends, working parents stay as they are (a
+// restart resumes them, issue 7); Serve returns ctx's error.
+func (e *Engine) Serve(ctx context.Context) error {
+	d := e.desk
+	d.mu.Lock()
+	if d.serving {
+		d.mu.Unlock()
+		return errors.New("engine: already serving")
+	}
+	d.serving = true
+	stopped := make(chan struct{})
+	d.stopped = stopped
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.serving = false
+		d.mu.Unlock()
+		close(stopped) // callers waiting on a command give up
+	}()
+	for round := 0; ; round++ {
+		next, any := nextTick(d.order)
+		if !any {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case cmd := <-d.cmds:
+				cmd(ctx)
+				continue
+			}
+		}
+		if cmd, ok := e.waitOrCommand(ctx, next); ok {
+			cmd(ctx)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := e.clk.Now()
+		for k := range d.order {
+			p := d.order[(k+round)%len(d.order)]
+			if p.state == Paused && !now.Before(p.spec.End) {
+				// Its window has closed while it was held: it ends with
+				// what it filled, rather than working the rest at once
+				// when resumed.
+				to := Done
+				if p.resumeTo == Accepted { // it never started
+					to = Cancelled
+				}
+				e.finish(context.WithoutCancel(ctx), p, now, to, "the end time passed while it was paused")
+				e.publish(p)
+				continue
+			}
+			if !p.state.Terminal() && p.state != Paused && !p.next.After(now) {
+				if err := e.tick(ctx, p, now); err != nil {
+					e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
+				}
+				e.publish(p)
+			}
+		}
+		e.sweep()
+
+	}
+}
+
+// sweep drops ended parents from the loop's working set; their last
+// status stays readable and their ids stay taken.
+func (e *Engine) sweep() {
+	d := e.desk
+	live := d.order[:0]
+	for _, p := range d.order {
+		if p.state.Terminal() {
+			delete(d.parents, p.spec.ID)
+			d.ended[p.spec.ID] = true
+			continue
+		}
+		live = append(live, p)
+	}
+	clear(d.order[len(live):])
+	d.order = live
+}
+
+// waitOrCommand waits for the clock to reach t, or for a command, which it
+// returns instead.
+func (e *Engine) waitOrCommand(ctx context.Context, t time.Time) (func(context.Context), bool) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reached := make(chan struct{})
+	go func() {
+		_ = e.clk.WaitUntil(wctx, t)
+		close(reached)
+	}()
+	select {
+	case <-reached:
+		// Time won the race; a command waiting now runs after the slice.
+		return nil, false
+	case cmd := <-e.desk.cmds:
+		cancel()
+		<-reached
+		return cmd, true
+	}
+}
+
+// do runs fn in the serving loop and waits for it.
+func (e *Engine) do(ctx context.Context, fn func(ctx context.Context) error) error {
+	d := e.desk
+	d.mu.Lock()
+	serving, stopped := d.serving, d.stopped
+	d.mu.Unlock()
+	if !serving {
+		return ErrNotServing
+	}
+	done := make(chan error, 1)
+	select {
+	case d.cmds <- func(lctx context.Context) { done <- fn(lctx) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stopped:
+		return ErrNotServing
+	}
+	// Once the loop has the command it runs it to the end: wait for its
+	// answer (a caller that gave up would not know what was done).
+	select {
+	case err := <-done:
+		return err
+	case <-stopped:
+		// Serve returned while running it: done may still have the answer.
+		select {
+		case err := <-done:
+			return err
+		default:
+			return ErrNotServing
+		}
+	}
+}
+
+// Submit accepts a parent: validated against the venues and the market as
+// Run does, then worked from its start time. A refused spec is a
+// *SpecError and nothing is placed.
+func (e *Engine) Submit(ctx context.Context, s ParentSpec) (Status, error) {
+	var st Status
+	err := e.do(ctx, func(lctx context.Context) error {
+		if k := e.KillState(); k.Engaged {
+			return fmt.Errorf("%w since %s (%s): release it first", ErrKilled, k.Since.UTC().Format(time.RFC3339), k.Reason)
+		}
+		if _, dup := e.desk.parents[s.ID]; dup || e.desk.ended[s.ID] {
+			return fmt.Errorf("%w: %s", ErrDuplicateParent, s.ID)
+		}
+		p, err := e.prepare(lctx, s, false)
+		if err != nil {
+			return err
+		}
+		if now := e.clk.Now(); p.next.Before(now) {
+			p.next = now // a start in the past begins at once
+		}
+		e.desk.parents[s.ID] = p
+		e.desk.order = append(e.desk.order, p)
+		st = e.publish(p)
+		return nil
+	})
+	return st, err
+}
+
+// Pause holds a parent: it places nothing until resumed. Its schedule runs
+// on, so a resumed parent catches up, within its caps.
+func (e *Engine) Pause(ctx context.Context, id string) (Status, error) {
+	return e.command(ctx, id, func(lctx context.Context, p *parent) error {
+		if p.state == Paused {
+			return nil
+		}
+		p.resumeTo = p.state
+		e.move(p, Paused, "paused by the client")
+		return e.emit(lctx, p, e.clk.Now(), bus.KindPaused, func(*bus.EventMsg) {})
+	})
+}
+
+// Resume lets a paused parent work again from its next slice.
+func (e *Engine) Resume(ctx context.Context, id string) (Status, error) {
+	return e.command(ctx, id, func(lctx context.Context, p *parent) error {
+		if p.state != Paused {
+			return nil
+		}
+		e.move(p, p.resumeTo, "")
+		now := e.clk.Now()
+		if p.next.Before(now) {
+			p.next = now
+		}
+		return e.emit(lctx, p, now, bus.KindResumed, func(*bus.EventMsg) {})
+	})
+}
+
+// Cancel ends a parent now: nothing more is placed, what filled stays.
+func (e *Engine) Cancel(ctx context.Context, id string) (Status, error) {
+	return e.command(ctx, id, func(lctx context.Context, p *parent) error {
+		return e.finish(lctx, p, e.clk.Now(), Cancelled, "cancelled by the client")
+	})
+}
+
+// Amend changes a parent's terms between slices, checked as at submission.
+// A refused amendment is a *SpecError and changes nothing.
+func (e *Engine) Amend(ctx context.Context, id string, a Amendment) (Status, error) {
+	return e.command(ctx, id, func(lctx context.Context, p *parent) error {
+		return e.amend(lctx, p, a)
+	})
+}
+
+// KillAll engages the kill switch and cancels every parent that has not
+// ended, all of them whatever fails on the way: a parent whose last events
+// cannot be published is cancelled all the same and the errors are
+// returned together. New parents are refused until ReleaseKill, also
+// when the cancel pass could not run in time (ctx ended first; the error
+// says so): then a working parent is cancelled at its next slice.
+func (e *Engine) KillAll(ctx context.Context, reason string) ([]Status, error) {
+	d := e.desk
+	engage := func() {
+		d.mu.Lock()
+		if !d.kill.Engaged {
+			d.kill = KillState{Engaged: true, Reason: reason, Since: e.clk.Now()}
+		}
+		d.mu.Unlock()
+	}
+	var out []Status
+	err := e.do(ctx, func(lctx context.Context) error {
+		// In the loop, with the cancel pass: no slice runs in between.
+		engage()
+		var errs []error
+		for _, p := range d.order {
+			if p.state.Terminal() {
+				continue
+			}
+			if err := e.finish(lctx, p, e.clk.Now(), Cancelled, "kill switch: "+reason); err != nil {
+				errs = append(errs, fmt.Errorf("parent %s: %w", p.spec.ID, err))
+			}
+			out = append(out, e.publish(p))
+		}
+		e.sweep()
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		// The loop may not have taken the pass (stuck on a venue, or not
+		// running): engaged all the same, so no submit gets in and a
+		// working parent is cancelled at its next slice.
+		engage()
+	}
+	return out, err
+}
+
+// Ping waits for the serving loop to run an empty command: nil when the
+// loop answers, ErrNotServing when it is not running, ctx's error when it
+// does not answer in time (a slice stuck on a venue).
+func (e *Engine) Ping(ctx context.Context) error {
+	return e.do(ctx, func(context.Context) error { return nil })
+}
+
+// ReleaseKill releases the kill switch: parents may be submitted again.
+// Those it cancelled stay cancelled.
+func (e *Engine) ReleaseKill() KillState {
+	d := e.desk
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.kill = KillState{}
+	return d.kill
+}
+
+// KillState says whether the kill switch is engaged, since when and why.
+func (e *Engine) KillState() KillState {
+	d := e.desk
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.kill
+}
+
+// command runs fn on a parent that has not ended, and returns its status.
+func (e *Engine) command(ctx context.Context, id string, fn func(ctx context.Context, p *parent) error) (Status, error) {
+	var st Status
+	err := e.do(ctx, func(lctx context.Context) error {
+		p, ok := e.desk.parents[id]
+		switch {
+		case !ok && e.desk.ended[id]:
+			st, _ = e.Status(id)
+			return fmt.Errorf("%w: %s is %s", ErrParentEnded, id, st.State)
+		case !ok:
+			return fmt.Errorf("%w: %s", ErrUnknownParent, id)
+		case p.state.Terminal():
+			st = e.publish(p)
+			return fmt.Errorf("%w: %s is %s", ErrParentEnded, id, p.state)
+		}
+		err := fn(lctx, p)
+		st = e.publish(p)
+		if p.state.Terminal() {
+			e.sweep()
+		}
+		return err
+	})
+	return st, err
+}
+
+// amend applies a, or nothing when any part of it is refused.
+func (e *Engine) amend(ctx context.Context, p *parent, a Amendment) error {
+	s := p.spec
+	if a.LimitPrice != nil {
+		s.LimitPrice = *a.LimitPrice
+	}
+	if a.BandBps != nil {
+		s.BandBps = *a.BandBps
+	}
+	if a.MaxParticipation != nil {
+		s.MaxParticipation = *a.MaxParticipation
+	}
+	sched := p.sched
+	if a.End != nil {
+		now := e.clk.Now()
+		if !a.End.After(now) {
+			return &SpecError{s.ID, "end", fmt.Sprintf("%s is not after now (%s)", a.End.Format(time.RFC3339), now.Format(time.RFC3339))}
+		}
+		var err error
+		switch r := p.sched.(type) {
+		case *twap.Schedule:
+			sched, err = r.WithEnd(*a.End)
+		case Rescheduler:
+			sched, err = r.WithEnd(*a.End)
+		default:
+			return &SpecError{s.ID, "end", fmt.Sprintf("the end time of a %s parent cannot be moved", s.Strategy)}
+		}
+		if err != nil {
+			return &SpecError{s.ID, "end", err.Error()}
+		}
+		s.End = *a.End
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	old := p.spec
+	p.spec = s
+	if s.LimitPrice.Sign() > 0 && !s.LimitPrice.Equal(old.LimitPrice) {
+		if err := e.checkLimitAgainstMarket(ctx, p, false); err != nil {
+			p.spec = old
+			return err
+		}
+	}
+	p.sched = sched
+	if !p.limits.ArrivalPrice.IsZero() {
+		p.limits = s.limits(p.limits.ArrivalPrice)
+	}
+	if p.next.After(s.End) {
+		p.next = s.End
+	}
+	return e.emit(ctx, p, e.clk.Now(), bus.KindAmended, func(m *bus.EventMsg) {
+		m.Parent = &bus.ParentInfo{Side: s.Side.String(), Symbol: s.Symbol, QuoteAsset: p.quote(), Quantity: s.Qty,
+			Strategy: s.Strategy, Start: s.Start, End: s.End, ArrivalPrice: p.limits.ArrivalPrice, LimitPrice: s.LimitPrice,
+			SlippageBandBps: s.BandBps, MaxParticipation: s.MaxParticipation, Venues: p.venueNames()}
+	})
+}
+
+// publish records a parent's status for readers outside the loop.
+func (e *Engine) publish(p *parent) Status {
+	st := p.status(e.clk.Now())
+	e.desk.mu.Lock()
+	e.desk.status[p.spec.ID] = st
+	e.desk.mu.Unlock()
+	return st
+}
+
+// Status returns a parent's status as of its last slice or command.
+func (e *Engine) Status(id string) (Status, bool) {
+	e.desk.mu.Lock()
+	defer e.desk.mu.Unlock()
+	st, ok := e.desk.status[id]
+	return st, ok
+}
+
+// Statuses returns every parent's status, by start time then id.
+func (e *Engine) Statuses() []Status {
+	e.desk.mu.Lock()
+	out := make([]Status, 0, len(e.desk.status))
+	for _, st := range e.desk.status {
+		out = append(out, st)
+	}
+	e.desk.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Start.Equal(out[j].Start) {
+			return out[i].Start.Before(out[j].Start)
+		}
+		return out[i].ParentID < out[j].ParentID
+	})
+	return out
+}
+
+func (p *parent) venueNames() []string {
+	names := make([]string, len(p.venues))
+	for i, v := range p.venues {
+		names[i] = v.Name()
+	}
+	return names
+}
+
+func (p *parent) status(now time.Time) Status {
+	s := p.spec
+	st := Status{Summary: p.summary(), Strategy: s.Strategy, Start: s.Start, End: s.End, LimitPrice: s.LimitPrice,
+		BandBps: s.BandBps, MaxParticipation: s.MaxParticipation, VenueNames: p.venueNames(), Target: p.target,
+		Pending: p.pendingQty(), Updated: now}
+	// The summary's maps are the loop's: readers get a copy.
+	st.OtherFees = make(map[string]decimal.Decimal, len(p.otherFees))
+	for k, v := range p.otherFees {
+		st.OtherFees[k] = v
+	}
+	return st
+}
