@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/blockexec/blockexec/api"
+)
+
+// BenchmarkServe1000 is issue 5's scale target: blockexec serve on the
+// three sim venues of the example with 1,000 parents at once, submitted
+// through the signed HTTP API by 16 concurrent clients. It reports
+// submits/s and the API's p50/p99 latency (submit and status), the CPU of
+// the whole process (engine, embedded NATS, recorder, ledger) per
+// parent-tick over five one-minute slices of all 1,000, and the heap per
+// parent. One op is the whole scenario.
+func BenchmarkServe1000(b *testing.B) {
+	const parents, workers, slices = 1000, 16, 5
+	for b.Loop() {
+		b.StopTimer()
+		sv := startServed(b)
+		c := sv.client(b, "fund-a-1")
+		ctx := context.Background()
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+
+		submit := timeAll(b, parents, workers, func(i int) error {
+			req := api.OrderRequest{ClientOrderID: fmt.Sprintf("p-%04d", i), Side: "sell", Symbol: "BTCUSDT",
+				Quantity: decimal.RequireFromString("0.06"), Duration: "1h",
+				MaxParticipation: decimal.NewFromInt(1), SlippageBandBps: decimal.NewFromInt(200)}
+			_, _, err := c.Submit(ctx, req)
+			return err
+		})
+		status := timeAll(b, parents, workers, func(i int) error {
+			_, err := c.Get(ctx, fmt.Sprintf("p-%04d", i))
+			return err
+		})
+
+		// Every parent has had its first slice at submission time; now five
+		// more, each waited for before the next.
+		waitSlices(b, sv, sv.clk.Now())
+		cpu0 := cpuTime()
+		wall0 := time.Now() //nolint:forbidigo // a benchmark measures wall time
+		for k := 0; k < slices; k++ {
+			sv.clk.Advance(time.Minute)
+			waitSlices(b, sv, sv.clk.Now())
+		}
+		cpu, wall := cpuTime()-cpu0, time.Since(wall0) //nolint:forbidigo
+		b.StopTimer()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		ticks := float64(parents * slices)
+		b.ReportMetric(float64(parents)/submit.total.Seconds(), "submits/s")
+		b.ReportMetric(ms(submit.p50), "submit-p50-ms")
+		b.ReportMetric(ms(submit.p99), "submit-p99-ms")
+		b.ReportMetric(ms(status.p50), "status-p50-ms")
+		b.ReportMetric(ms(status.p99), "status-p99-ms")
+		b.ReportMetric(float64(cpu.Microseconds())/ticks, "cpu-µs/parent-tick")
+		b.ReportMetric(float64(wall.Microseconds())/ticks, "wall-µs/parent-tick")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/parents/1024, "KiB/parent")
+		b.StartTimer()
+	}
+}
+
+// timings are the latencies of n calls.
+type timings struct {
+	total, p50, p99 time.Duration
+}
+
+// timeAll runs fn for 0..n-1 on workers goroutines and times each call.
+func timeAll(b *testing.B, n, workers int, fn func(i int) error) timings {
+	b.Helper()
+	lat := make([]time.Duration, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	start := time.Now() //nolint:forbidigo
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t0 := time.Now() //nolint:forbidigo
+				err := fn(i)
+				lat[i] = time.Since(t0) //nolint:forbidigo
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		b.Fatal(first)
+	}
+	total := time.Since(start) //nolint:forbidigo
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return timings{total: total, p50: lat[n/2], p99: lat[n*99/100]}
+}
+
+// waitSlices waits until every working parent has had its slice at now.
+func waitSlices(b *testing.B, sv served, now time.Time) {
+	b.Helper()
+	for i := 0; ; i++ {
+		behind := 0
+		for _, st := range sv.s.j.eng.Statuses() {
+			if !st.State.Terminal() && st.Updated.Before(now) {
+				behind++
+			}
+		}
+		if behind == 0 {
+			return
+		}
+		if i > 12000 {
+			b.Fatalf("%d parents had no slice at %s", behind, now.Format(time.Kitchen))
+		}
+		// Not too often: reading 1,000 statuses costs CPU the benchmark counts.
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
