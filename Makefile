@@ -4,7 +4,7 @@ CONFIG  ?= configs/examples/unwind-btc.yaml
 RUNDIR  ?= ./data/example
 STATICCHECK_VERSION ?= 2025.1.1
 
-.PHONY: run test test-short bench lint build fuzz clean
+.PHONY: run test test-short bench lint build fuzz clean chromium
 
 build:
 	$(GO) build -o bin/blockexec ./cmd/blockexec
@@ -15,7 +15,13 @@ run: build
 	rm -rf $(RUNDIR)
 	./bin/blockexec run -c $(CONFIG) --data-dir $(RUNDIR) --report-json $(RUNDIR)/report.json
 
-test:
+## chromium: Debian's headless browser for the dashboard's end-to-end test
+## (cmd/blockexec/dashboard_test.go); installed only when missing and
+## BLOCKEXEC_CHROMIUM names no other.
+chromium:
+	@test -n "$$BLOCKEXEC_CHROMIUM" || test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+
+test: chromium
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 

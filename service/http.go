@@ -114,6 +114,7 @@ func routes() []route {
 		{http.MethodGet, "/v1/orders/{id}/events", ScopeRead, nil, (*server).events},
 		{http.MethodPost, "/v1/kill", ScopeAdmin, nil, reply((*server).kill)},
 		{http.MethodDelete, "/v1/kill", ScopeAdmin, nil, reply((*server).releaseKill)},
+		{http.MethodGet, "/v1/whoami", ScopeRead, nil, reply((*server).whoami)},
 		{http.MethodGet, "/healthz", "", nil, reply((*server).healthz)},
 		// Unsigned, as Prometheus scrapes: aggregate counts by venue, check
 		// and route, no client, order or key. Expose it to the monitoring
@@ -157,6 +158,7 @@ func NewHTTP(d *Desk, keys *Keyring, cfg HTTPConfig) http.Handler {
 	for path, ms := range methods {
 		known.Handle(path, allow(ms))
 	}
+	s.serveDashboard(mux)
 	mux.Handle("/", s.wrap(route{path: "unmatched", serve: func(s *server, w http.ResponseWriter, rq *request) {
 		if h, pattern := known.Handler(rq.r); pattern != "" {
 			if ms, ok := h.(allow); ok {
