@@ -17,11 +17,19 @@ import (
 // any publish retry, so a retried fill is stored once.
 const dedupWindow = 2 * time.Hour
 
-// Options say where the bus is.
+// Options say where the bus is and, for an external server, how to log
+// in: a user:password in the URL, a creds file or an nkey seed file, and
+// TLS with a CA and a client certificate. The files are read at Connect.
 type Options struct {
 	URL      string // empty: run an embedded server
 	StoreDir string // the embedded server's JetStream store
 	Name     string // connection name, shown by the server
+
+	CredsFile    string // user JWT and seed (nats.UserCredentials); group/others may not read it
+	NKeySeedFile string // an nkey seed (nats.NkeyOptionFromSeed); group/others may not read it
+	TLSCAFile    string // PEM CAs for the server's certificate (nats.RootCAs)
+	TLSCertFile  string // PEM client certificate (nats.ClientCert), with TLSKeyFile
+	TLSKeyFile   string
 }
 
 // Conn is a connection to NATS with JetStream, and the embedded server
@@ -31,6 +39,9 @@ type Conn struct {
 	JS     jetstream.JetStream
 	srv    *server.Server
 	closed chan struct{}
+
+	url  string
+	base []nats.Option // how to reach the server, for Dial
 }
 
 // StartEmbedded runs a nats-server with JetStream in this process, with no
@@ -65,19 +76,22 @@ func Connect(ctx context.Context, opts Options, log zerolog.Logger) (*Conn, erro
 	if name == "" {
 		name = "blockexec"
 	}
-	nopts := []nats.Option{nats.Name(name), nats.DrainTimeout(10 * time.Second),
-		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}
+	var base []nats.Option // how to reach the server: Dial uses them too
+	var handlers []nats.Option
 	if opts.URL == "" {
 		srv, err := StartEmbedded(opts.StoreDir)
 		if err != nil {
 			return nil, err
 		}
 		c.srv = srv
-		nopts = append(nopts, nats.InProcessServer(srv))
+		base = append(base, nats.InProcessServer(srv))
 	} else {
-		nopts = append(nopts,
-			nats.MaxReconnects(-1),
-			nats.ReconnectWait(time.Second),
+		auth, err := opts.authOptions()
+		if err != nil {
+			return nil, fmt.Errorf("connect nats %s: %w", redactURL(opts.URL), err)
+		}
+		base = append(auth, nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+		handlers = append(handlers,
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				log.Warn().Err(err).Msg("nats disconnected")
 			}),
@@ -86,10 +100,14 @@ func Connect(ctx context.Context, opts Options, log zerolog.Logger) (*Conn, erro
 			}),
 		)
 	}
+	c.url, c.base = opts.URL, base
+	nopts := append([]nats.Option{nats.Name(name), nats.DrainTimeout(10 * time.Second),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}, base...)
+	nopts = append(nopts, handlers...)
 	nc, err := nats.Connect(opts.URL, nopts...)
 	if err != nil {
 		c.shutdownServer()
-		return nil, fmt.Errorf("connect nats %s: %w", redactURL(opts.URL), err)
+		return nil, fmt.Errorf("connect nats %s%s: %w", redactURL(opts.URL), opts.describeAuth(), opts.explain(err))
 	}
 	c.NC = nc
 	js, err := jetstream.New(nc)
@@ -103,6 +121,18 @@ func Connect(ctx context.Context, opts Options, log zerolog.Logger) (*Conn, erro
 		return nil, err
 	}
 	return c, nil
+}
+
+// Dial opens another connection to the same server, with the same
+// credentials (in process for the embedded one), named name. A busy
+// publisher and a consumer's acks queue behind each other on one
+// connection; each on its own keeps them apart. The caller closes it.
+func (c *Conn) Dial(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(c.url, append([]nats.Option{nats.Name(name)}, c.base...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", redactURL(c.url), err)
+	}
+	return nc, nil
 }
 
 // Embedded reports whether the connection runs its own server.

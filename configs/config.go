@@ -79,15 +79,22 @@ type Run struct {
 	LogFormat string // console (default) or json
 }
 
-// NATS says where the message bus is.
+// NATS says where the message bus is and how to log in to it. The files
+// are checked when the config is read: they exist and can be read, and the
+// secret ones (creds, seed, TLS key) only by their owner.
 type NATS struct {
-	URL string // empty: run an embedded server storing under NATSStoreDir
+	URL          string // empty: run an embedded server storing under NATSStoreDir; user:password@ allowed, never shown
+	CredsFile    string // a .creds file (user JWT and seed); not with NKeySeedFile
+	NKeySeedFile string // a file holding an nkey seed (SU…)
+	TLSCAFile    string // PEM CAs that sign the server's certificate; empty: the system's
+	TLSCertFile  string // PEM client certificate, with TLSKeyFile
+	TLSKeyFile   string
 }
 
 // Ledger says where fills and parent states are recorded.
 type Ledger struct {
-	Driver string // "sqlite"
-	DSN    string // default <data_dir>/ledger.db
+	Driver string // LedgerSQLite (default) or LedgerPostgres
+	DSN    string // sqlite: the file, default <data_dir>/ledger.db; postgres: a URL or key=value DSN, required
 }
 
 // Market describes the synthetic market behind the sim venues.
@@ -204,6 +211,7 @@ func Load(path string) (*Config, error) {
 func (c *Config) NATSStoreDir() string { return filepath.Join(c.Run.DataDir, "nats") }
 
 // LedgerDSN is the ledger's data source: ledger.dsn, or <data_dir>/ledger.db.
+// It may hold a password: show LedgerName instead.
 func (c *Config) LedgerDSN() string { return c.Ledger.DSN }
 
 // SetDataDir overrides run.data_dir (the CLI's --data-dir), moving the

@@ -46,7 +46,12 @@ type rawRun struct {
 }
 
 type rawNATS struct {
-	URL value `yaml:"url"`
+	URL          value `yaml:"url"`
+	CredsFile    value `yaml:"creds_file"`
+	NKeySeedFile value `yaml:"nkey_seed_file"`
+	TLSCAFile    value `yaml:"tls_ca_file"`
+	TLSCertFile  value `yaml:"tls_cert_file"`
+	TLSKeyFile   value `yaml:"tls_key_file"`
 }
 
 type rawLedger struct {

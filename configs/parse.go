@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -128,22 +127,8 @@ func (c *conv) run(cfg *Config, raw rawConfig) {
 		cfg.Run.DataDir = DefaultDataDir
 	}
 
-	cfg.NATS.URL = c.str("nats.url", raw.NATS.URL, false)
-	if u := cfg.NATS.URL; u != "" {
-		p, err := url.Parse(u)
-		if err != nil || (p.Scheme != "nats" && p.Scheme != "tls") || p.Host == "" {
-			c.fail("nats.url", "want nats://host:port (or tls://host:port), or empty for the embedded server; got %q", u)
-		}
-	}
-
-	cfg.Ledger = Ledger{
-		Driver: c.oneOf("ledger.driver", raw.Ledger.Driver, DefaultLedgerDriver, "sqlite"),
-		DSN:    c.str("ledger.dsn", raw.Ledger.DSN, false),
-	}
-	if cfg.Ledger.DSN == "" {
-		cfg.dsnDefault = true
-		cfg.Ledger.DSN = filepath.Join(cfg.Run.DataDir, "ledger.db")
-	}
+	c.nats(cfg, raw.NATS)
+	c.ledger(cfg, raw.Ledger)
 }
 
 func (c *conv) market(cfg *Config, r rawMarket) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -23,10 +24,24 @@ import (
 )
 
 // Ledger is the settlement record: fills, events and parent orders.
-// Decimals are stored as text, exactly; times as RFC 3339 UTC text.
+// Decimals are stored as text, exactly; times as RFC 3339 UTC text. The
+// same schema and queries run on SQLite and PostgreSQL.
 type Ledger struct {
-	db *sql.DB
+	db     *sqlDB
+	driver string // DriverSQLite or DriverPostgres
+
+	fillStmts sync.Map // rows -> *sql.Stmt, see fillInsert
+
+	// failAfterFills, set by tests, runs inside RecordFills' transaction
+	// after its inserts: an error there is a failure in mid-batch.
+	failAfterFills func([]bus.FillMsg) error
 }
+
+// Ledger drivers, the values of ledger.driver in a config.
+const (
+	DriverSQLite   = "sqlite"   // a file, through the pure-Go modernc.org/sqlite
+	DriverPostgres = "postgres" // a server, through pgx
+)
 
 // schema is portable SQL (SQLite and PostgreSQL).
 var schema = []string{
@@ -67,7 +82,7 @@ func OpenSQLite(path string) (*Ledger, error) {
 	// One writer at a time is SQLite's model; one connection keeps it simple
 	// and avoids SQLITE_BUSY between the fills and events consumers.
 	db.SetMaxOpenConns(1)
-	l := &Ledger{db: db}
+	l := &Ledger{db: &sqlDB{DB: db}, driver: DriverSQLite}
 	if err := l.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
@@ -75,106 +90,299 @@ func OpenSQLite(path string) (*Ledger, error) {
 	return l, nil
 }
 
-// Open opens a ledger by driver name. Only "sqlite" for now.
+// Open opens a ledger by driver name: DriverSQLite (or "") with a file
+// path, DriverPostgres with a PostgreSQL URL or key=value DSN. Errors
+// never repeat a password given in the DSN.
 func Open(driver, dsn string) (*Ledger, error) {
 	switch driver {
-	case "", "sqlite":
+	case "", DriverSQLite:
 		return OpenSQLite(dsn)
+	case DriverPostgres:
+		return OpenPostgres(dsn)
 	}
-	return nil, fmt.Errorf("ledger: driver %q not supported; allowed: sqlite", driver)
+	return nil, fmt.Errorf("ledger: driver %q not supported; allowed: %s, %s", driver, DriverSQLite, DriverPostgres)
 }
 
+// OpenURL opens a ledger named by one string, as a command line gives it:
+// a postgres:// or postgresql:// URL opens PostgreSQL, anything else is a
+// SQLite file path.
+func OpenURL(s string) (*Ledger, error) {
+	if IsPostgresURL(s) {
+		return OpenPostgres(s)
+	}
+	return OpenSQLite(s)
+}
+
+// IsPostgresURL reports whether s is a postgres:// or postgresql:// URL.
+func IsPostgresURL(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// Driver is the ledger's driver, DriverSQLite or DriverPostgres.
+func (l *Ledger) Driver() string { return l.driver }
+
 func (l *Ledger) migrate(ctx context.Context) error {
-	for _, q := range schema {
-		if _, err := l.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("migrate: %w", err)
+	err := l.tx(ctx, func(tx *sqlTx) error {
+		if l.driver == DriverPostgres {
+			// Recorders starting together would race CREATE TABLE IF NOT
+			// EXISTS (a unique violation in pg_type); one at a time.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7146033)`); err != nil {
+				return err
+			}
 		}
+		for _, q := range schema {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }
 
 // Close closes the database.
-func (l *Ledger) Close() error { return l.db.Close() }
+func (l *Ledger) Close() error {
+	l.fillStmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return l.db.Close()
+}
 
 // RecordFill stores a fill once; it reports whether it was new.
 func (l *Ledger) RecordFill(ctx context.Context, m bus.FillMsg) (bool, error) {
-	var added bool
-	err := l.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO fills (venue, trade_id, parent_id, client_order_id, order_id,
-			symbol, side, price, qty, fee, fee_asset, liquidity, time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (venue, trade_id) DO NOTHING`,
-			m.Venue, m.TradeID, m.ParentID, m.ClientID, m.OrderID, m.Symbol, m.Side,
-			m.Price.String(), m.Qty.String(), m.Fee.String(), m.FeeAsset, m.Liquidity, fmtTime(m.Time))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		added = n == 1
-		return err
-	})
+	n, err := l.RecordFills(ctx, []bus.FillMsg{m})
 	if err != nil {
 		return false, fmt.Errorf("record fill %s: %w", m.MsgID(), err)
 	}
-	return added, nil
+	return n == 1, nil
+}
+
+// fillColumns are the fills table's columns in insert order.
+const fillColumns = `venue, trade_id, parent_id, client_order_id, order_id, symbol, side, price, qty, fee,
+	fee_asset, liquidity, time`
+
+// fillsPerInsert is the most rows one INSERT statement carries: 13
+// parameters a row stays far below SQLite's 32766 and PostgreSQL's 65535.
+// A batch is cut into powers of two (256, 128, …, 1) so that a handful of
+// prepared statements serve every batch size.
+const fillsPerInsert = 256
+
+// fillInsert returns the prepared INSERT of n fills, preparing it once.
+func (l *Ledger) fillInsert(ctx context.Context, n int) (*sql.Stmt, error) {
+	if st, ok := l.fillStmts.Load(n); ok {
+		return st.(*sql.Stmt), nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO fills (` + fillColumns + `) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	q.WriteString(` ON CONFLICT (venue, trade_id) DO NOTHING`)
+	st, err := l.db.DB.PrepareContext(ctx, l.db.rebind(q.String()))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := l.fillStmts.LoadOrStore(n, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// RecordFills stores fills in one transaction, each once (a fill already
+// recorded, or twice in ms, is skipped): nil means all are committed, an
+// error means none of them is. It returns how many were new.
+func (l *Ledger) RecordFills(ctx context.Context, ms []bus.FillMsg) (int, error) {
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	if l.driver == DriverPostgres {
+		return l.recordFillsUnnest(ctx, ms)
+	}
+	// The statements are prepared before the transaction begins: SQLite
+	// has one connection, which the transaction holds.
+	var chunks [][]bus.FillMsg
+	var stmts []*sql.Stmt
+	for rest := ms; len(rest) > 0; {
+		n := fillsPerInsert
+		for n > len(rest) {
+			n /= 2
+		}
+		st, err := l.fillInsert(ctx, n)
+		if err != nil {
+			return 0, err
+		}
+		chunks, stmts = append(chunks, rest[:n]), append(stmts, st)
+		rest = rest[n:]
+	}
+	var added int64
+	err := l.tx(ctx, func(tx *sqlTx) error {
+		args := make([]any, 0, 13*len(chunks[0]))
+		for i, chunk := range chunks {
+			st := stmts[i]
+			args = args[:0]
+			for _, m := range chunk {
+				args = append(args, m.Venue, m.TradeID, m.ParentID, m.ClientID, m.OrderID, m.Symbol, m.Side,
+					m.Price.String(), m.Qty.String(), m.Fee.String(), m.FeeAsset, m.Liquidity, fmtTime(m.Time))
+			}
+			res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+			if err != nil {
+				return err
+			}
+			n64, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			added += n64
+		}
+		if l.failAfterFills != nil {
+			return l.failAfterFills(ms)
+		}
+		return nil
+	})
+	if err != nil {
+		if len(ms) == 1 {
+			return 0, err
+		}
+		return 0, fmt.Errorf("record %d fills (%s … %s): %w", len(ms), ms[0].MsgID(), ms[len(ms)-1].MsgID(), err)
+	}
+	return int(added), nil
+}
+
+// fillsUnnest inserts a batch of fills in one PostgreSQL statement, one
+// text array per column: one round trip and one plan whatever the size.
+var fillsUnnest = `INSERT INTO fills (` + fillColumns + `)
+	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+		?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
+	ON CONFLICT (venue, trade_id) DO NOTHING`
+
+// recordFillsUnnest is RecordFills for PostgreSQL.
+func (l *Ledger) recordFillsUnnest(ctx context.Context, ms []bus.FillMsg) (int, error) {
+	cols := make([][]string, 13)
+	for i := range cols {
+		cols[i] = make([]string, len(ms))
+	}
+	for j, m := range ms {
+		for i, v := range [...]string{m.Venue, m.TradeID, m.ParentID, m.ClientID, m.OrderID, m.Symbol, m.Side,
+			m.Price.String(), m.Qty.String(), m.Fee.String(), m.FeeAsset, m.Liquidity, fmtTime(m.Time)} {
+			cols[i][j] = v
+		}
+	}
+	args := make([]any, len(cols))
+	for i, c := range cols {
+		args[i] = c
+	}
+	var added int64
+	err := l.tx(ctx, func(tx *sqlTx) error {
+		res, err := tx.ExecContext(ctx, fillsUnnest, args...)
+		if err != nil {
+			return err
+		}
+		if added, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if l.failAfterFills != nil {
+			return l.failAfterFills(ms)
+		}
+		return nil
+	})
+	if err != nil {
+		if len(ms) == 1 {
+			return 0, err
+		}
+		return 0, fmt.Errorf("record %d fills (%s … %s): %w", len(ms), ms[0].MsgID(), ms[len(ms)-1].MsgID(), err)
+	}
+	return int(added), nil
 }
 
 // RecordEvent stores an event once and applies it to its parent: an
 // accepted event creates the parent, an amended one changes its terms, a
 // done event closes it.
 func (l *Ledger) RecordEvent(ctx context.Context, m bus.EventMsg) (bool, error) {
-	body, err := json.Marshal(m)
-	if err != nil {
-		return false, err
-	}
-	var added bool
-	err = l.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO events (parent_id, seq, kind, time, body)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (parent_id, seq) DO NOTHING`,
-			m.ParentID, m.Seq, m.Kind, fmtTime(m.Time), string(body))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 0 {
-			return err
-		}
-		added = true
-		switch {
-		case m.Kind == bus.KindAccepted && m.Parent != nil:
-			p := m.Parent
-			_, err = tx.ExecContext(ctx, `INSERT INTO parents (parent_id, side, symbol, quantity, strategy,
-				start_time, end_time, arrival_price, limit_price, slippage_band_bps, max_participation, venues)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (parent_id) DO UPDATE SET side = excluded.side, symbol = excluded.symbol,
-				quantity = excluded.quantity, strategy = excluded.strategy, start_time = excluded.start_time,
-				end_time = excluded.end_time, arrival_price = excluded.arrival_price,
-				limit_price = excluded.limit_price, slippage_band_bps = excluded.slippage_band_bps,
-				max_participation = excluded.max_participation, venues = excluded.venues`,
-				m.ParentID, p.Side, p.Symbol, p.Quantity.String(), p.Strategy, fmtTime(p.Start), fmtTime(p.End),
-				p.ArrivalPrice.String(), p.LimitPrice.String(), p.SlippageBandBps.String(),
-				p.MaxParticipation.String(), strings.Join(p.Venues, ","))
-		case m.Kind == bus.KindAmended && m.Parent != nil:
-			p := m.Parent
-			_, err = tx.ExecContext(ctx, `UPDATE parents SET end_time = ?, limit_price = ?, slippage_band_bps = ?,
-				max_participation = ? WHERE parent_id = ?`, fmtTime(p.End), p.LimitPrice.String(),
-				p.SlippageBandBps.String(), p.MaxParticipation.String(), m.ParentID)
-		case m.Kind == bus.KindDone && m.Summary != nil:
-			s := m.Summary
-			_, err = tx.ExecContext(ctx, `INSERT INTO parents (parent_id, state, market_vwap, observed_participation, reason)
-				VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (parent_id) DO UPDATE SET state = excluded.state, market_vwap = excluded.market_vwap,
-				observed_participation = excluded.observed_participation, reason = excluded.reason`,
-				m.ParentID, s.State, s.MarketVWAP.String(), s.MaxParticipation.String(), s.Reason)
-		}
-		return err
-	})
+	n, err := l.RecordEvents(ctx, []bus.EventMsg{m})
 	if err != nil {
 		return false, fmt.Errorf("record event %s: %w", m.MsgID(), err)
+	}
+	return n == 1, nil
+}
+
+// RecordEvents stores events in one transaction, in order, each once, as
+// RecordEvent does: nil means all are committed, an error means none is.
+// It returns how many were new.
+func (l *Ledger) RecordEvents(ctx context.Context, ms []bus.EventMsg) (int, error) {
+	added := 0
+	err := l.tx(ctx, func(tx *sqlTx) error {
+		for _, m := range ms {
+			ok, err := recordEvent(ctx, tx, m)
+			if err != nil {
+				return fmt.Errorf("event %s: %w", m.MsgID(), err)
+			}
+			if ok {
+				added++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return added, nil
 }
 
-func (l *Ledger) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func recordEvent(ctx context.Context, tx *sqlTx, m bus.EventMsg) (bool, error) {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return false, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO events (parent_id, seq, kind, time, body)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (parent_id, seq) DO NOTHING`,
+		m.ParentID, m.Seq, m.Kind, fmtTime(m.Time), string(body))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return false, err
+	}
+	switch {
+	case m.Kind == bus.KindAccepted && m.Parent != nil:
+		p := m.Parent
+		_, err = tx.ExecContext(ctx, `INSERT INTO parents (parent_id, side, symbol, quantity, strategy,
+			start_time, end_time, arrival_price, limit_price, slippage_band_bps, max_participation, venues)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (parent_id) DO UPDATE SET side = excluded.side, symbol = excluded.symbol,
+			quantity = excluded.quantity, strategy = excluded.strategy, start_time = excluded.start_time,
+			end_time = excluded.end_time, arrival_price = excluded.arrival_price,
+			limit_price = excluded.limit_price, slippage_band_bps = excluded.slippage_band_bps,
+			max_participation = excluded.max_participation, venues = excluded.venues`,
+			m.ParentID, p.Side, p.Symbol, p.Quantity.String(), p.Strategy, fmtTime(p.Start), fmtTime(p.End),
+			p.ArrivalPrice.String(), p.LimitPrice.String(), p.SlippageBandBps.String(),
+			p.MaxParticipation.String(), strings.Join(p.Venues, ","))
+	case m.Kind == bus.KindAmended && m.Parent != nil:
+		p := m.Parent
+		_, err = tx.ExecContext(ctx, `UPDATE parents SET end_time = ?, limit_price = ?, slippage_band_bps = ?,
+			max_participation = ? WHERE parent_id = ?`, fmtTime(p.End), p.LimitPrice.String(),
+			p.SlippageBandBps.String(), p.MaxParticipation.String(), m.ParentID)
+	case m.Kind == bus.KindDone && m.Summary != nil:
+		s := m.Summary
+		_, err = tx.ExecContext(ctx, `INSERT INTO parents (parent_id, state, market_vwap, observed_participation, reason)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (parent_id) DO UPDATE SET state = excluded.state, market_vwap = excluded.market_vwap,
+			observed_participation = excluded.observed_participation, reason = excluded.reason`,
+			m.ParentID, s.State, s.MarketVWAP.String(), s.MaxParticipation.String(), s.Reason)
+	}
+	return err == nil, err
+}
+
+func (l *Ledger) tx(ctx context.Context, fn func(*sqlTx) error) error {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -11,8 +11,8 @@ import (
 
 // LedgerOptions say which ledger to open.
 type LedgerOptions struct {
-	Driver string // "sqlite"
-	DSN    string // the SQLite file
+	Driver string // DriverSQLite ("" too) or DriverPostgres
+	DSN    string // the SQLite file, or the PostgreSQL URL or key=value DSN
 }
 
 // Module provides the *Ledger (closed on stop) and the *Recorder (started

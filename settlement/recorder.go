@@ -2,7 +2,6 @@ package settlement
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -41,31 +40,39 @@ const recheckEvery = time.Second
 // started) before it caught up.
 var ErrStopped = errors.New("recorder: not running")
 
-// Store is what the recorder writes to; *Ledger is one. Each method stores
-// a message once and reports whether it was new; a nil error means
-// committed.
+// Store is what the recorder writes to; *Ledger is one. Each call is one
+// transaction: a nil error means every message in it is committed (new,
+// or already there: a fill's key is venue and trade id, an event's parent
+// and sequence), an error means none is. Each returns how many were new.
 type Store interface {
-	RecordFill(ctx context.Context, m bus.FillMsg) (added bool, err error)
-	RecordEvent(ctx context.Context, m bus.EventMsg) (added bool, err error)
+	RecordFills(ctx context.Context, ms []bus.FillMsg) (added int, err error)
+	RecordEvents(ctx context.Context, ms []bus.EventMsg) (added int, err error)
 }
 
 var _ Store = (*Ledger)(nil)
 
-// Recorder consumes the fills and events streams into a Store.
+// Recorder consumes the fills and events streams into a Store, a batch
+// of messages per transaction, acknowledging them after the commit.
 type Recorder struct {
-	js       jetstream.JetStream
-	store    Store
-	log      zerolog.Logger
-	durable  string
-	nakDelay time.Duration
+	js        jetstream.JetStream
+	store     Store
+	log       zerolog.Logger
+	durable   string
+	nakDelay  time.Duration
+	batchSize int
+	linger    time.Duration
+	// filters narrows a stream's consumer to a subject filter (by stream);
+	// the benchmark uses it to record only its own fills on a shared server.
+	filters map[string]string
 
-	mu       sync.Mutex
-	cons     map[string]jetstream.Consumer // by stream
-	contexts []jetstream.ConsumeContext
+	mu    sync.Mutex
+	cons  map[string]jetstream.Consumer // by stream
+	iters []jetstream.MessagesContext
+	loops sync.WaitGroup
 
 	// settled is closed, and replaced, whenever this recorder settles a
 	// message (or stops): waiters re-read the ack floors then. Its own
-	// lock, as handlers signal while Stop holds mu waiting for them.
+	// lock, as loops signal while Stop holds mu waiting for them.
 	sigMu   sync.Mutex
 	settled chan struct{}
 }
@@ -77,51 +84,59 @@ func NewRecorder(js jetstream.JetStream, s Store, log zerolog.Logger, durable st
 		durable = DefaultDurable
 	}
 	return &Recorder{js: js, store: s, log: log, durable: durable, nakDelay: defaultNakDelay,
-		settled: make(chan struct{})}
+		batchSize: defaultBatchSize, linger: defaultLinger, settled: make(chan struct{})}
 }
 
 // Start creates (or binds to) the durable consumers and starts consuming.
 func (r *Recorder) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.contexts) > 0 {
+	if len(r.iters) > 0 {
 		return errors.New("recorder: already started")
 	}
 	r.cons = map[string]jetstream.Consumer{}
 	for _, s := range []struct {
-		stream  string
-		handler func(jetstream.Msg)
-	}{{bus.FillsStream, r.onFill}, {bus.EventsStream, r.onEvent}} {
+		stream string
+		start  func(jetstream.MessagesContext)
+	}{
+		{bus.FillsStream, func(it jetstream.MessagesContext) {
+			startPipeline(r, bus.FillsStream, it, decodeFill, r.store.RecordFills)
+		}},
+		{bus.EventsStream, func(it jetstream.MessagesContext) {
+			startPipeline(r, bus.EventsStream, it, decodeEvent, r.store.RecordEvents)
+		}},
+	} {
 		c, err := r.js.CreateOrUpdateConsumer(ctx, s.stream, jetstream.ConsumerConfig{
 			Durable:       r.durable,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			AckWait:       30 * time.Second,
-			MaxAckPending: 1000,
+			MaxAckPending: maxAckPending(r.batchSize),
+			FilterSubject: r.filters[s.stream],
 			Description:   "settlement recorder: stream -> ledger",
 		})
 		if err != nil {
 			r.stopLocked()
 			return fmt.Errorf("recorder: consumer on %s: %w", s.stream, err)
 		}
-		// Consume keeps pull requests open on the server, which pushes
-		// messages as they are stored: no polling here.
-		cc, err := c.Consume(s.handler, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			r.log.Warn().Err(err).Str("stream", s.stream).Msg("recorder consume")
-		}))
+		// Messages keeps pull requests open on the server, which pushes
+		// messages as they are stored into a local buffer: no polling here.
+		it, err := c.Messages(jetstream.PullMaxMessages(2 * r.batchSize))
 		if err != nil {
 			r.stopLocked()
 			return fmt.Errorf("recorder: consume %s: %w", s.stream, err)
 		}
 		r.cons[s.stream] = c
-		r.contexts = append(r.contexts, cc)
+		r.iters = append(r.iters, it)
+		s.start(it)
 	}
 	return nil
 }
 
-// Stop stops consuming and waits for the handlers to return. Messages in
-// flight and not yet acked are redelivered to the next recorder. Waiters
-// return ErrStopped.
+// Stop stops consuming and waits for the pipelines to return; the
+// batches already taken are written and acknowledged first. Messages delivered and not
+// yet acked are redelivered to the next recorder. Waiters return
+// ErrStopped.
 func (r *Recorder) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,11 +144,11 @@ func (r *Recorder) Stop() {
 }
 
 func (r *Recorder) stopLocked() {
-	for _, cc := range r.contexts {
-		cc.Stop()
-		<-cc.Closed()
+	for _, it := range r.iters {
+		it.Stop()
 	}
-	r.contexts, r.cons = nil, nil
+	r.loops.Wait()
+	r.iters, r.cons = nil, nil
 	r.signal()
 }
 
@@ -230,47 +245,6 @@ func (r *Recorder) signal() {
 	close(r.settled)
 	r.settled = make(chan struct{})
 	r.sigMu.Unlock()
-}
-
-func (r *Recorder) onFill(msg jetstream.Msg) {
-	var m bus.FillMsg
-	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.Schema != bus.FillSchema ||
-		m.Venue == "" || m.TradeID == "" || m.ParentID == "" || m.Qty.Sign() <= 0 {
-		r.term(msg, fmt.Sprintf("not a %s message (err %v)", bus.FillSchema, err))
-		return
-	}
-	added, err := r.store.RecordFill(context.Background(), m)
-	r.settle(msg, err)
-	if err == nil && !added {
-		r.log.Debug().Str("fill", m.MsgID()).Msg("duplicate fill dropped")
-	}
-}
-
-func (r *Recorder) onEvent(msg jetstream.Msg) {
-	var m bus.EventMsg
-	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.Schema != bus.EventSchema || m.ParentID == "" || m.Seq <= 0 {
-		r.term(msg, fmt.Sprintf("not a %s message (err %v)", bus.EventSchema, err))
-		return
-	}
-	_, err := r.store.RecordEvent(context.Background(), m)
-	r.settle(msg, err)
-}
-
-// settle acks after a commit, or asks for redelivery after a failure. The
-// ack waits for the server's reply, so the ack floor has moved when
-// waiters are woken.
-func (r *Recorder) settle(msg jetstream.Msg, err error) {
-	if err != nil {
-		r.log.Error().Err(err).Str("subject", msg.Subject()).Msg("ledger write failed; redelivering")
-		_ = msg.NakWithDelay(r.nakDelay)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
-	defer cancel()
-	if err := msg.DoubleAck(ctx); err != nil {
-		r.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("ack lost; the message will be redelivered and dropped as a duplicate")
-	}
-	r.signal()
 }
 
 // term terminates a message that can never be recorded. jetstream.Msg has

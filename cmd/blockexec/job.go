@@ -66,7 +66,7 @@ func newJobWith(cfg *configs.Config, logOut io.Writer, o jobOptions) (*job, erro
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 		fx.Supply(log),
 		fx.Provide(func() clock.Clock { return j.clk }),
-		fx.Supply(bus.Options{URL: cfg.NATS.URL, StoreDir: cfg.NATSStoreDir(), Name: "blockexec"}),
+		fx.Supply(busOptions(cfg)),
 		bus.Module,
 		fx.Provide(func(p *bus.Publisher) engine.Publisher {
 			if o.wrapPub != nil {
@@ -87,6 +87,15 @@ func newJobWith(cfg *configs.Config, logOut io.Writer, o jobOptions) (*job, erro
 		return nil, fmt.Errorf("wire: %w", err)
 	}
 	return j, nil
+}
+
+// busOptions are the config's NATS settings: the embedded server under
+// the data dir, or an external one with its credentials and TLS files.
+func busOptions(cfg *configs.Config) bus.Options {
+	n := cfg.NATS
+	return bus.Options{URL: n.URL, StoreDir: cfg.NATSStoreDir(), Name: "blockexec",
+		CredsFile: n.CredsFile, NKeySeedFile: n.NKeySeedFile,
+		TLSCAFile: n.TLSCAFile, TLSCertFile: n.TLSCertFile, TLSKeyFile: n.TLSKeyFile}
 }
 
 // killSwitch is the config's global switch and its parents' own.
