@@ -70,6 +70,25 @@ type VenueReport struct {
 	Gross          decimal.Decimal `json:"gross"`
 	Net            decimal.Decimal `json:"net"`
 	Fills          int             `json:"fills"`
+	// ByFeeAsset splits the venue's fills by the asset their fees were
+	// charged in, the quote asset first: what to match, line by line,
+	// against the venue's own statement.
+	ByFeeAsset []FeeAssetReport `json:"by_fee_asset"`
+}
+
+// FeeAssetReport is the part of one venue's fills whose fees were charged
+// in one asset. Gross and Net are in the quote asset; Fees are in
+// FeeAsset, so they count in Net only when FeeAsset is the quote asset
+// (another asset, e.g. BNB, cannot be added to quote without a price).
+// Over a venue's entries, fills, quantity, gross and net add up to the
+// venue's figures, and the quote asset's fees are the venue's fees.
+type FeeAssetReport struct {
+	FeeAsset       string          `json:"fee_asset"`
+	Fills          int             `json:"fills"`
+	FilledQuantity decimal.Decimal `json:"filled_quantity"`
+	Gross          decimal.Decimal `json:"gross"`
+	Fees           decimal.Decimal `json:"fees"`
+	Net            decimal.Decimal `json:"net"`
 }
 
 // Report computes the settlement of one parent.
@@ -120,6 +139,7 @@ func (l *Ledger) Report(ctx context.Context, parentID string) (Report, error) {
 // tally sums fills into the report, overall and per venue.
 func (r *Report) tally(fills []Fill) {
 	venues := map[string]*VenueReport{}
+	byAsset := map[[2]string]*FeeAssetReport{} // by venue and fee asset
 	for _, f := range fills {
 		v := venues[f.Venue]
 		if v == nil {
@@ -132,6 +152,15 @@ func (r *Report) tally(fills []Fill) {
 		v.FilledQuantity = v.FilledQuantity.Add(f.Qty)
 		v.Gross = v.Gross.Add(f.Notional())
 		v.Fills++
+		a := byAsset[[2]string{f.Venue, f.FeeAsset}]
+		if a == nil {
+			a = &FeeAssetReport{FeeAsset: f.FeeAsset}
+			byAsset[[2]string{f.Venue, f.FeeAsset}] = a
+		}
+		a.Fills++
+		a.FilledQuantity = a.FilledQuantity.Add(f.Qty)
+		a.Gross = a.Gross.Add(f.Notional())
+		a.Fees = a.Fees.Add(f.Fee)
 		r.FilledQuantity = r.FilledQuantity.Add(f.Qty)
 		r.GrossProceeds = r.GrossProceeds.Add(f.Notional())
 		r.Fills++
@@ -159,6 +188,23 @@ func (r *Report) tally(fills []Fill) {
 	for _, v := range venues {
 		v.AveragePrice = avg(v.Gross, v.FilledQuantity)
 		v.Net = r.net(v.Gross, v.Fees)
+		for k, a := range byAsset {
+			if k[0] != v.Name {
+				continue
+			}
+			a.Net = a.Gross
+			if a.FeeAsset == r.FeeAsset {
+				a.Net = r.net(a.Gross, a.Fees)
+			}
+			v.ByFeeAsset = append(v.ByFeeAsset, *a)
+		}
+		sort.Slice(v.ByFeeAsset, func(i, j int) bool {
+			ai, aj := v.ByFeeAsset[i].FeeAsset, v.ByFeeAsset[j].FeeAsset
+			if (ai == r.FeeAsset) != (aj == r.FeeAsset) {
+				return ai == r.FeeAsset
+			}
+			return ai < aj
+		})
 		r.Venues = append(r.Venues, *v)
 	}
 	sort.Slice(r.Venues, func(i, j int) bool { return r.Venues[i].Name < r.Venues[j].Name })
@@ -230,13 +276,35 @@ func WriteText(w io.Writer, reps []Report) error {
 			fmt.Fprintf(tw, "  fees in %s\t%s\tnot in the %s figures\n", a, r.OtherFees[a], r.FeeAsset)
 		}
 		fmt.Fprintf(tw, "  child orders\t%d\tfills %d, rejections %d\n", r.ChildOrders, r.Fills, r.Rejections)
-		fmt.Fprintf(tw, "  venue\tfilled\taverage\tfees\tnet\n")
-		for _, v := range r.Venues {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", v.Name, v.FilledQuantity, v.AveragePrice.StringFixed(2),
-				v.Fees.StringFixed(2), v.Net.StringFixed(2))
-		}
+		writeVenues(tw, r)
 	}
 	return tw.Flush()
+}
+
+// writeVenues prints the settlement by venue and fee asset, sums exact, so
+// that each line can be matched against the venue's statement. A line
+// without tabs first closes the column block of the summary above.
+func writeVenues(w io.Writer, r Report) {
+	fmt.Fprintf(w, "  settlement by venue and fee asset: amounts in %s, fees in their own asset\n", r.FeeAsset)
+	fmt.Fprintf(w, "  venue\tfee asset\tfills\tquantity\taverage\tgross\tfees\t%s\n", netLabel(r))
+	for _, v := range r.Venues {
+		for _, a := range v.ByFeeAsset {
+			fmt.Fprintf(w, "  %s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Name, a.FeeAsset, a.Fills, a.FilledQuantity,
+				avg(a.Gross, a.FilledQuantity).StringFixed(2), a.Gross, a.Fees, a.Net)
+		}
+		if len(v.ByFeeAsset) > 1 {
+			fmt.Fprintf(w, "  %s\ttotal, fees in %s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Name, r.FeeAsset, v.Fills, v.FilledQuantity,
+				v.AveragePrice.StringFixed(2), v.Gross, v.Fees, v.Net)
+		}
+	}
+}
+
+// netLabel names the net figure: proceeds for a sell, cost for a buy.
+func netLabel(r Report) string {
+	if r.Side == market.Buy.String() {
+		return "total cost"
+	}
+	return "net"
 }
 
 func pct(part, whole decimal.Decimal) string {
@@ -246,14 +314,18 @@ func pct(part, whole decimal.Decimal) string {
 	return part.Div(whole).Mul(decimal.NewFromInt(100)).StringFixed(2)
 }
 
-// WriteFillsCSV writes one row per fill for audit and tax records.
+// FillsCSVHeader is the header row of WriteFillsCSV, in column order.
+const FillsCSVHeader = "time_utc,venue,symbol,side,quantity,price,fee,fee_asset,order_id,trade_id,parent_id"
+
+// WriteFillsCSV writes one row per fill for audit and tax records: the
+// time in UTC (RFC 3339), decimals exactly as recorded, the fee in its own
+// asset, and the venue's order and trade ids.
 func WriteFillsCSV(w io.Writer, fills []Fill) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write(strings.Split("time_utc,venue,symbol,side,quantity,price,fee,fee_asset,liquidity,order_id,client_order_id,trade_id,parent_id", ","))
+	_ = cw.Write(strings.Split(FillsCSVHeader, ","))
 	for _, f := range fills {
 		_ = cw.Write([]string{f.Time.UTC().Format(time.RFC3339Nano), f.Venue, f.Symbol, f.Side.String(),
-			f.Qty.String(), f.Price.String(), f.Fee.String(), f.FeeAsset, f.Liquidity.String(),
-			f.OrderID, f.ClientID, f.TradeID, f.ParentID})
+			f.Qty.String(), f.Price.String(), f.Fee.String(), f.FeeAsset, f.OrderID, f.TradeID, f.ParentID})
 	}
 	cw.Flush()
 	return cw.Error()

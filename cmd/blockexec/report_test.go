@@ -135,8 +135,8 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// TestReport_MatchesGoldenFiles prints a known ledger as a table, as JSON
-// and as CSV, and compares each with its golden file.
+// TestReport_MatchesGoldenFiles prints a known ledger in each format and
+// compares each with its golden file.
 func TestReport_MatchesGoldenFiles(t *testing.T) {
 	ledger := reportLedger(t)
 	for _, tc := range []struct {
@@ -144,8 +144,9 @@ func TestReport_MatchesGoldenFiles(t *testing.T) {
 		args         []string
 	}{
 		{"table", "report.txt", nil},
-		{"json", "report.json", []string{"--json"}},
-		{"one parent json", "report-unwind-1.json", []string{"--parent", "unwind-1", "--json"}},
+		{"json", "report.json", []string{"--format", "json"}},
+		{"one parent json", "report-unwind-1.json", []string{"--parent", "unwind-1", "--format", "json"}},
+		{"csv", "fills.csv", []string{"--format", "csv"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := runReport(t, append([]string{"--ledger", ledger}, tc.args...)...)
@@ -155,7 +156,7 @@ func TestReport_MatchesGoldenFiles(t *testing.T) {
 			golden(t, tc.golden, out)
 		})
 	}
-	t.Run("csv", func(t *testing.T) {
+	t.Run("csv file", func(t *testing.T) {
 		csvPath := filepath.Join(t.TempDir(), "fills.csv")
 		out, err := runReport(t, "--ledger", ledger, "--csv", csvPath)
 		if err != nil {
@@ -168,12 +169,42 @@ func TestReport_MatchesGoldenFiles(t *testing.T) {
 		}
 		golden(t, "fills.csv", csv)
 	})
+	t.Run("out file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "report.json")
+		out, err := runReport(t, "--ledger", ledger, "--format", "json", "--out", path)
+		if err != nil || len(out) != 0 {
+			t.Fatalf("err %v, stdout %q: want nothing on stdout", err, out)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "report.json", got)
+	})
+}
+
+// TestReport_DeprecatedJSONFlagStillPrintsJSON: scripts that say --json
+// get what --format json prints, and a deprecation note on stderr only.
+func TestReport_DeprecatedJSONFlagStillPrintsJSON(t *testing.T) {
+	ledger := reportLedger(t)
+	var stdout, stderr bytes.Buffer
+	root := newRoot()
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	root.SetArgs([]string{"report", "--ledger", ledger, "--json"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	golden(t, "report.json", stdout.Bytes())
+	if !strings.Contains(stderr.String(), "--format json") {
+		t.Errorf("stderr %q: want a note that --json is now --format json", stderr.String())
+	}
 }
 
 // TestReport_JSONHasTheProjectFieldNames checks the JSON names other tools
 // read, whatever the golden file says.
 func TestReport_JSONHasTheProjectFieldNames(t *testing.T) {
-	out, err := runReport(t, "--ledger", reportLedger(t), "--json")
+	out, err := runReport(t, "--ledger", reportLedger(t), "--format", "json")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -187,7 +218,7 @@ func TestReport_JSONHasTheProjectFieldNames(t *testing.T) {
 	parentFields := []string{"parent_id", "side", "symbol", "quantity", "filled_quantity", "unfilled_quantity",
 		"average_price", "arrival_price", "shortfall_bps", "market_vwap", "max_participation", "fees",
 		"net_proceeds", "child_orders", "fills", "rejections", "venues"}
-	venueFields := []string{"name", "filled_quantity", "average_price", "fees"}
+	venueFields := []string{"name", "filled_quantity", "average_price", "fees", "gross", "net", "fills", "by_fee_asset"}
 	for _, rep := range reps {
 		id := string(rep["parent_id"])
 		for _, k := range parentFields {

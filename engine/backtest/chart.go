@@ -3,11 +3,11 @@ package backtest
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	chart "github.com/wcharczuk/go-chart/v2"
-	"github.com/wcharczuk/go-chart/v2/drawing"
+
+	"github.com/blockexec/blockexec/plot"
 )
 
 // ChartSize is the chart's size in pixels.
@@ -15,13 +15,6 @@ const (
 	ChartWidth  = 1200
 	ChartHeight = 600
 )
-
-var palette = []drawing.Color{
-	{R: 31, G: 119, B: 180, A: 255}, {R: 255, G: 127, B: 14, A: 255}, {R: 44, G: 160, B: 44, A: 255},
-	{R: 214, G: 39, B: 40, A: 255}, {R: 148, G: 103, B: 189, A: 255}, {R: 140, G: 86, B: 75, A: 255},
-	{R: 227, G: 119, B: 194, A: 255}, {R: 127, G: 127, B: 127, A: 255}, {R: 188, G: 189, B: 34, A: 255},
-	{R: 23, G: 190, B: 207, A: 255}, {R: 0, G: 0, B: 0, A: 255},
-}
 
 // WriteChart draws the executed fraction of the parent against time, one
 // line per strategy, for the results of one day; format is "svg" or "png".
@@ -38,7 +31,7 @@ func WriteChart(w io.Writer, day time.Time, results []Result, format string) err
 			continue
 		}
 		s := chart.TimeSeries{Name: r.Strategy, Style: chart.Style{StrokeWidth: 2,
-			StrokeColor: palette[len(series)%len(palette)]}}
+			StrokeColor: plot.Color(len(series))}}
 		for _, p := range r.Path {
 			s.XValues = append(s.XValues, p.Time)
 			s.YValues = append(s.YValues, p.Filled.Div(r.Summary.Qty).InexactFloat64()*100)
@@ -63,13 +56,7 @@ func WriteChart(w io.Writer, day time.Time, results []Result, format string) err
 		Series:     series,
 	}
 	g.Elements = []chart.Renderable{chart.LegendLeft(&g)}
-	switch strings.ToLower(format) {
-	case "svg":
-		return g.Render(chart.SVG, w)
-	case "png":
-		return g.Render(chart.PNG, w)
-	}
-	return fmt.Errorf("chart: format %q: allowed: svg, png", format)
+	return plot.Render(w, format, g)
 }
 
 func maxTime(a, b time.Time) time.Time {
