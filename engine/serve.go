@@ -463,6 +463,21 @@ func (e *Engine) Status(id string) (Status, bool) {
 	return st, ok
 }
 
+// Behind counts the parents still working (neither ended nor paused)
+// whose last slice or command came before t: how far the loop lags the
+// clock. It copies nothing, so a monitor may ask often.
+func (e *Engine) Behind(t time.Time) int {
+	e.desk.mu.Lock()
+	defer e.desk.mu.Unlock()
+	n := 0
+	for _, st := range e.desk.status {
+		if !st.State.Terminal() && st.State != Paused && st.Updated.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
 // Statuses returns every parent's status, by start time then id.
 func (e *Engine) Statuses() []Status {
 	e.desk.mu.Lock()

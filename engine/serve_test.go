@@ -382,3 +382,34 @@ func TestServe_PingAnswersWhileServing(t *testing.T) {
 		t.Fatalf("ping: %v", err)
 	}
 }
+
+func TestServe_BehindCountsWorkingParentsNotYetSliced(t *testing.T) {
+	s := serveRig(t)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.eng.Submit(ctx, serveSpec(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.step(t, "a", "b")
+	now := s.clk.Now()
+	if n := s.eng.Behind(now); n != 0 {
+		t.Fatalf("both sliced at %s, yet %d behind", now.Format(time.Kitchen), n)
+	}
+	if n := s.eng.Behind(now.Add(time.Second)); n != 2 {
+		t.Fatalf("a second later: %d behind, want 2", n)
+	}
+	if _, err := s.eng.Pause(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	// A paused parent is not behind, and neither is an ended one.
+	if n := s.eng.Behind(now.Add(time.Hour)); n != 1 {
+		t.Fatalf("b paused: %d behind, want 1", n)
+	}
+	if _, err := s.eng.Cancel(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.eng.Behind(now.Add(time.Hour)); n != 0 {
+		t.Fatalf("a cancelled, b paused: %d behind, want 0", n)
+	}
+}

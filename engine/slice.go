@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -50,36 +51,67 @@ type parent struct {
 }
 
 // fillLog is our filled quantity on one venue over time, for participation
-// windows. Times only grow.
+// windows. It keeps running totals, so a window's sum is two binary
+// searches and one subtraction however many fills the log holds: the
+// engine's log (every parent's fills on a venue) is summed once per
+// parent per slice.
 type fillLog struct {
-	at   []time.Time
-	qty  []decimal.Decimal
-	keep time.Duration // entries older than this before the newest are dropped; zero keeps all
+	at   []time.Time       // non-decreasing
+	cum  []decimal.Decimal // cum[i] = base + qty of entries 0..i
+	base decimal.Decimal   // the total of the entries dropped from the front
+	keep time.Duration     // entries older than this before the newest are dropped; zero keeps all
 }
 
 func (l *fillLog) add(t time.Time, q decimal.Decimal) {
-	l.at = append(l.at, t)
-	l.qty = append(l.qty, q)
+	n := len(l.at)
+	if n > 0 && t.Before(l.at[n-1]) {
+		// A fill stamped before the newest (a venue's clock): insert it in
+		// order and carry it into every later total.
+		i := sort.Search(n, func(i int) bool { return l.at[i].After(t) })
+		prev := l.base
+		if i > 0 {
+			prev = l.cum[i-1]
+		}
+		l.at = slices.Insert(l.at, i, t)
+		l.cum = slices.Insert(l.cum, i, prev.Add(q))
+		for j := i + 1; j <= n; j++ {
+			l.cum[j] = l.cum[j].Add(q)
+		}
+	} else {
+		last := l.base
+		if n > 0 {
+			last = l.cum[n-1]
+		}
+		l.at = append(l.at, t)
+		l.cum = append(l.cum, last.Add(q))
+	}
 	// Only a trailing window is ever summed: drop what no window reaches,
 	// so a long-running parent's log stays small.
-	if l.keep > 0 && len(l.at) > 64 && t.Sub(l.at[0]) > l.keep {
-		i := sort.Search(len(l.at), func(i int) bool { return t.Sub(l.at[i]) <= l.keep })
+	if newest := l.at[len(l.at)-1]; l.keep > 0 && len(l.at) > 64 && newest.Sub(l.at[0]) > l.keep {
+		i := sort.Search(len(l.at), func(i int) bool { return newest.Sub(l.at[i]) <= l.keep })
+		l.base = l.cum[i-1]
 		n := copy(l.at, l.at[i:])
-		copy(l.qty, l.qty[i:])
-		clear(l.qty[n:])
-		l.at, l.qty = l.at[:n], l.qty[:n]
+		copy(l.cum, l.cum[i:])
+		clear(l.cum[n:])
+		l.at, l.cum = l.at[:n], l.cum[:n]
 	}
+}
+
+// total returns the running total of the entries at or before t.
+func (l *fillLog) total(t time.Time) decimal.Decimal {
+	i := sort.Search(len(l.at), func(i int) bool { return l.at[i].After(t) })
+	if i == 0 {
+		return l.base
+	}
+	return l.cum[i-1]
 }
 
 // sum returns our quantity with from < t ≤ to.
 func (l *fillLog) sum(from, to time.Time) decimal.Decimal {
-	s := decimal.Zero
-	for i := len(l.at) - 1; i >= 0 && l.at[i].After(from); i-- {
-		if !l.at[i].After(to) {
-			s = s.Add(l.qty[i])
-		}
+	if len(l.at) == 0 || !to.After(from) || !l.at[len(l.at)-1].After(from) {
+		return decimal.Zero
 	}
-	return s
+	return l.total(to).Sub(l.total(from))
 }
 
 func (p *parent) summary() Summary {
