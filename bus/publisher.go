@@ -62,10 +62,14 @@ func (p *Publisher) publish(ctx context.Context, subject, id string, v any) erro
 	if err != nil {
 		return fmt.Errorf("publish %s (%s): %w", subject, id, err)
 	}
+	p.raise(ack)
+	return nil
+}
+
+func (p *Publisher) raise(ack *jetstream.PubAck) {
 	p.mu.Lock()
 	p.marks.Raise(ack.Stream, ack.Sequence)
 	p.mu.Unlock()
-	return nil
 }
 
 // Module provides *Conn (closed on stop) and *Publisher from the Options

@@ -413,3 +413,71 @@ func TestServe_BehindCountsWorkingParentsNotYetSliced(t *testing.T) {
 		t.Fatalf("a cancelled, b paused: %d behind, want 0", n)
 	}
 }
+
+// With a queuing bus, what a slice or a command published is stored by the
+// end of its round or before the command is answered; a parent whose
+// messages could not be stored fails at once, and the others go on.
+func TestServe_AQueuingBusIsFlushedAndItsFailuresFailTheParent(t *testing.T) {
+	clk := clock.NewManual(t0)
+	v := newFake("v", clk, "5")
+	q := &queuePub{mem: &memPub{}}
+	kill := risk.NewKillSwitch(false)
+	e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, q, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitServing(t, e)
+	s := service{clk: clk, eng: e, v: v, pub: q.mem}
+	for _, id := range []string{"a", "b"} {
+		if _, err := e.Submit(context.Background(), serveSpec(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.step(t, "a", "b")
+	// A command is a barrier: the rounds before it and the command itself
+	// are flushed by the time it is answered.
+	if _, err := e.Pause(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if n := q.queued(); n != 0 {
+		t.Fatalf("%d messages still queued after a command", n)
+	}
+	if len(q.mem.fills) == 0 || len(q.mem.kinds(bus.KindPaused)) != 1 {
+		t.Fatalf("stored %d fills and %d paused events", len(q.mem.fills), len(q.mem.kinds(bus.KindPaused)))
+	}
+	if _, err := e.Resume(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+
+	q.mu.Lock()
+	q.failFor = "a"
+	q.mu.Unlock()
+	s.step(t, "b")
+	for i := 0; ; i++ {
+		st, _ := e.Status("a")
+		if st.State == Failed {
+			if !strings.Contains(st.Reason, "publish") || !strings.Contains(st.Reason, "bus down") {
+				t.Fatalf("a failed for %q", st.Reason)
+			}
+			break
+		}
+		if i > 5000 {
+			t.Fatalf("a is %s after its messages were refused", st.State)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	q.mu.Lock()
+	q.failFor = ""
+	q.mu.Unlock()
+	s.step(t, "b")
+	if st, _ := e.Status("b"); st.State != Working {
+		t.Fatalf("b is %s; a's bus failure must not stop it", st.State)
+	}
+}
