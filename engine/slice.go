@@ -46,6 +46,13 @@ type parent struct {
 	tally    map[string]*VenueTally
 	ours     map[string]*fillLog
 	pending  []pendingChild // children of unknown outcome
+	open     []openChild    // children whose record may not be on the bus yet (the checkpoint's)
+	// unflushed are the events since the bus was last flushed, kept in the
+	// checkpoint and published again (same sequence) after a restart.
+	unflushed []bus.EventMsg
+	origin    []byte // the caller's description, kept in the checkpoint
+	// seqReserved is the event sequence the last checkpoint reserved up to.
+	seqReserved int64
 	// otherFees are fees charged in another asset than the quote, by asset.
 	otherFees map[string]decimal.Decimal
 }
@@ -144,6 +151,10 @@ func (e *Engine) move(p *parent, to State, reason string) {
 
 // tick runs one slice of a parent at now.
 func (e *Engine) tick(ctx context.Context, p *parent, now time.Time) error {
+	// The last round's records were flushed at its end.
+	p.closeRecorded()
+	clear(p.unflushed)
+	p.unflushed = p.unflushed[:0]
 	if p.state == Accepted {
 		if err := e.start(ctx, p, now); err != nil {
 			return err
@@ -396,6 +407,9 @@ func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuo
 	if rej := e.checker.Check(p.limits, risk.Child{Venue: q.venue, Instrument: q.inst, Req: req, Window: w}); rej != nil {
 		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, rej.Check, rej.Reason)
 	}
+	if err := e.intend(ctx, p, now, q.venue, req); err != nil {
+		return decimal.Zero, "", err
+	}
 	v := e.venueOf(p, q.venue)
 	ord, fills, err := e.place(ctx, v, req)
 	switch {
@@ -413,10 +427,21 @@ func (e *Engine) recordChild(ctx context.Context, p *parent, now time.Time, v Ve
 	ord market.Order, fills []market.Fill) error {
 	p.childs++
 	e.venueOK(v.Name())
+	oc := p.opened(req.ClientID)
 	for _, f := range fills {
-		if err := e.record(ctx, p, f); err != nil {
+		if oc != nil && oc.counted(f) {
+			continue // counted before a restart, and published again then
+		}
+		msg, err := e.record(ctx, p, f)
+		if oc != nil {
+			oc.fills = append(oc.fills, msg)
+		}
+		if err != nil {
 			return err
 		}
+	}
+	if oc != nil {
+		oc.recorded = true
 	}
 	if len(fills) > 0 {
 		e.observeParticipation(ctx, p, v, now)
@@ -526,7 +551,7 @@ func (p *parent) quote() string {
 // in the quote asset count against the proceeds; a fee charged in another
 // asset (BNB, or the base asset on a buy) is kept apart: it cannot be added
 // to quote without a price.
-func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) error {
+func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) (bus.FillMsg, error) {
 	t := p.tally[f.Venue]
 	n := f.Notional()
 	fee := f.Fee
@@ -543,7 +568,7 @@ func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) error {
 	msg := bus.FillMsg{Schema: bus.FillSchema, ParentID: p.spec.ID, ClientID: f.ClientID, OrderID: f.OrderID,
 		Venue: f.Venue, TradeID: f.TradeID, Symbol: f.Symbol, Side: f.Side.String(), Price: f.Price, Qty: f.Qty,
 		Fee: f.Fee, FeeAsset: f.FeeAsset, Liquidity: f.Liquidity.String(), Time: f.Time}
-	return retry(func() error { return e.pub.PublishFill(ctx, msg) })
+	return msg, retry(func() error { return e.pub.PublishFill(ctx, msg) })
 }
 
 func (e *Engine) reject(ctx context.Context, p *parent, now time.Time, venue string, req market.OrderRequest, check, reason string) error {
@@ -595,9 +620,19 @@ func (e *Engine) finish(ctx context.Context, p *parent, now time.Time, to State,
 }
 
 func (e *Engine) emit(ctx context.Context, p *parent, now time.Time, kind string, fill func(*bus.EventMsg)) error {
+	if e.journal != nil && p.seq+1 >= p.seqReserved {
+		// A restart numbers its events after the reservation: reserve
+		// more before using the last.
+		if err := e.save(ctx, p); err != nil {
+			return err
+		}
+	}
 	p.seq++
 	m := bus.EventMsg{Schema: bus.EventSchema, ParentID: p.spec.ID, Kind: kind, Seq: p.seq, Time: now}
 	fill(&m)
+	if e.journal != nil {
+		p.unflushed = append(p.unflushed, m)
+	}
 	return retry(func() error { return e.pub.PublishEvent(ctx, m) })
 }
 

@@ -95,6 +95,9 @@ func (e *Engine) settle(ctx context.Context, p *parent, now time.Time) error {
 		case now.Sub(c.since) < p.spec.SliceInterval:
 			kept = append(kept, c) // an order in flight may still arrive
 		default:
+			if oc := p.opened(c.req.ClientID); oc != nil {
+				oc.recorded = true // its outcome is known: nothing to record
+			}
 			if err := e.reject(ctx, p, now, c.venue, c.req, "venue", "not at the venue after an unknown outcome: never placed"); err != nil {
 				keepRest()
 				return err

@@ -69,10 +69,13 @@ func newJobWith(cfg *configs.Config, logOut io.Writer, o jobOptions) (*job, erro
 		fx.Supply(bus.Options{URL: cfg.NATS.URL, StoreDir: cfg.NATSStoreDir(), Name: "blockexec"}),
 		bus.Module,
 		fx.Provide(func(p *bus.Publisher) engine.Publisher {
+			// The engine queues its messages and flushes once a round and
+			// after each command, instead of waiting for each one's ack.
+			a := p.Async()
 			if o.wrapPub != nil {
-				return o.wrapPub(p)
+				return o.wrapPub(a)
 			}
-			return p
+			return a
 		}),
 		fx.Supply(settlement.LedgerOptions{Driver: cfg.Ledger.Driver, DSN: cfg.LedgerDSN()}),
 		settlement.Module,
