@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/blockexec/blockexec/bus"
+	"github.com/blockexec/blockexec/engine/failpoint"
 	"github.com/blockexec/blockexec/market"
 	"github.com/blockexec/blockexec/risk"
 	"github.com/blockexec/blockexec/venues"
@@ -410,8 +411,10 @@ func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuo
 	if err := e.intend(ctx, p, now, q.venue, req); err != nil {
 		return decimal.Zero, "", err
 	}
+	failpoint.Hit("before-place")
 	v := e.venueOf(p, q.venue)
 	ord, fills, err := e.place(ctx, v, req)
+	failpoint.Hit("after-place")
 	switch {
 	case venues.IsReject(err):
 		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, "venue", err.Error())
@@ -431,6 +434,9 @@ func (e *Engine) recordChild(ctx context.Context, p *parent, now time.Time, v Ve
 	for _, f := range fills {
 		if oc != nil && oc.counted(f) {
 			continue // counted before a restart, and published again then
+		}
+		if len(fills) > 1 {
+			failpoint.Hit("mid-fill")
 		}
 		msg, err := e.record(ctx, p, f)
 		if oc != nil {
