@@ -94,6 +94,13 @@ func TestEngine_TWAPFillsOnScheduleSplitByDepth(t *testing.T) {
 		}
 	}
 	assertChildrenInsideLimits(t, s, got.ArrivalPrice, deep, thin)
+	// Each child carries the mid of the book it was priced on: the market
+	// price the post-trade chart draws fills against.
+	for _, ev := range r.pub.kinds(bus.KindChildPlaced) {
+		if m := ev.Child.Mid; m.Sign() <= 0 || m.Sub(got.ArrivalPrice).Abs().GreaterThan(dec("100")) {
+			t.Fatalf("child %s: mid %s, arrival %s", ev.Child.ClientID, m, got.ArrivalPrice)
+		}
+	}
 	if shorts := r.pub.kinds(bus.KindSliceShort); len(shorts) != 0 {
 		t.Fatalf("%d slice_short events on an unconstrained schedule, first %+v", len(shorts), shorts[0].Short)
 	}

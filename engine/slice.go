@@ -422,12 +422,13 @@ func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuo
 		e.venueFailed(q.venue, now, p.spec.SliceInterval, "place: "+err.Error())
 		return qty, "", e.markUnknown(ctx, p, now, q.venue, req, err)
 	}
-	return qty, capped, e.recordChild(ctx, p, now, v, req, ord, fills)
+	mid, _ := q.book.Mid()
+	return qty, capped, e.recordChild(ctx, p, now, v, req, ord, fills, mid)
 }
 
 // recordChild books a child the venue holds: its fills, then its events.
 func (e *Engine) recordChild(ctx context.Context, p *parent, now time.Time, v Venue, req market.OrderRequest,
-	ord market.Order, fills []market.Fill) error {
+	ord market.Order, fills []market.Fill, mid decimal.Decimal) error {
 	p.childs++
 	e.venueOK(v.Name())
 	oc := p.opened(req.ClientID)
@@ -453,7 +454,7 @@ func (e *Engine) recordChild(ctx context.Context, p *parent, now time.Time, v Ve
 		e.observeParticipation(ctx, p, v, now)
 	}
 	info := &bus.ChildInfo{ClientID: req.ClientID, Venue: v.Name(), Side: req.Side.String(), Price: req.Price, Qty: req.Qty,
-		TIF: req.TIF.String(), Filled: ord.Filled, Status: ord.Status.String()}
+		TIF: req.TIF.String(), Filled: ord.Filled, Status: ord.Status.String(), Mid: mid}
 	if err := e.emit(ctx, p, now, bus.KindChildPlaced, func(m *bus.EventMsg) { m.Child = info }); err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func (e *Engine) settle(ctx context.Context, p *parent, now time.Time) error {
 			e.log.Debug().Str("parent", p.spec.ID).Str("child", c.req.ClientID).Err(err).Msg("child outcome still unknown")
 			kept = append(kept, c)
 		case found:
-			if err := e.recordChild(ctx, p, now, v, c.req, ord, fills); err != nil {
+			if err := e.recordChild(ctx, p, now, v, c.req, ord, fills, decimal.Zero); err != nil {
 				keepRest()
 				return err
 			}
