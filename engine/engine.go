@@ -374,6 +374,7 @@ func (e *Engine) prepare(ctx context.Context, s ParentSpec, patient bool) (*pare
 		p.sched = sched
 	}
 	p.seen = s.Start
+	p.origin = s.Origin
 	if s.LimitPrice.Sign() > 0 {
 		if err := e.checkLimitAgainstMarket(ctx, p, patient); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"testing"
 
@@ -164,5 +165,81 @@ func crashVenue(v *fakeVenue, stage string, n int) {
 		if calls++; calls == n {
 			runtime.Goexit()
 		}
+	}
+}
+
+// A serving engine checkpoints every parent; a second engine adopts them
+// from the journal (a restarted service): the working one goes on from
+// where it stood, the ended one is a status and a taken id.
+func TestJournal_AServiceRestartAdoptsItsParents(t *testing.T) {
+	j := newMemJournal()
+	clk := clock.NewManual(t0)
+	v := newFake("v", clk, "5")
+	start := func() (*Engine, func()) {
+		kill := risk.NewKillSwitch(false)
+		e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, &memPub{}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.UseJournal(j)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Serve(ctx) }()
+		waitServing(t, e)
+		return e, func() { cancel(); <-done }
+	}
+	ctx := context.Background()
+	e1, stop1 := start()
+	a, b := serveSpec("a"), serveSpec("b")
+	a.Origin = []byte(`{"client":"fund-a"}`)
+	for _, s := range []ParentSpec{a, b} {
+		if _, err := e1.Submit(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1 := service{clk: clk, eng: e1, v: v}
+	for i := 0; i < 3; i++ {
+		s1.step(t, "a", "b")
+	}
+	if _, err := e1.Cancel(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e1.Status("a")
+	stop1()
+	if !before.Filled.Equal(dec("2")) { // 0.5 a minute, four slices
+		t.Fatalf("a filled %s before the restart", before.Filled)
+	}
+
+	e2, stop2 := start()
+	defer stop2()
+	for _, id := range []string{"a", "b"} {
+		cp, found, err := j.Load(ctx, id)
+		if err != nil || !found {
+			t.Fatalf("checkpoint of %s: %v %v", id, found, err)
+		}
+		if id == "a" && string(cp.Origin) != `{"client":"fund-a"}` {
+			t.Fatalf("origin %q", cp.Origin)
+		}
+		spec := serveSpec(id)
+		spec.Origin = cp.Origin
+		if _, err := e2.Adopt(ctx, spec, cp); err != nil {
+			t.Fatalf("adopt %s: %v", id, err)
+		}
+	}
+	if st, _ := e2.Status("b"); st.State != Cancelled || !st.Filled.Equal(dec("2")) {
+		t.Fatalf("b after the restart: %s, filled %s", st.State, st.Filled)
+	}
+	if _, err := e2.Submit(ctx, serveSpec("b")); !errors.Is(err, ErrDuplicateParent) {
+		t.Fatalf("b's id again after the restart: %v", err)
+	}
+	s2 := service{clk: clk, eng: e2, v: v}
+	s2.step(t, "a")
+	st, _ := e2.Status("a")
+	// A minute later: the schedule releases 0.5 more.
+	if st.State != Working || !st.Filled.Equal(dec("2.5")) || st.ChildOrders <= before.ChildOrders {
+		t.Fatalf("a after the restart: %s, filled %s, %d children (before: %d)", st.State, st.Filled, st.ChildOrders, before.ChildOrders)
+	}
+	if v.dupTries != 0 {
+		t.Fatalf("a used client id was sent %d times", v.dupTries)
 	}
 }

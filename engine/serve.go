@@ -165,6 +165,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 					to = Cancelled
 				}
 				e.finish(context.WithoutCancel(ctx), p, now, to, "the end time passed while it was paused")
+				e.keep(ctx, p)
 				e.publish(p)
 				continue
 			}
@@ -172,6 +173,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 				if err := e.tick(ctx, p, now); err != nil {
 					e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
 				}
+				e.keep(ctx, p)
 				e.publish(p)
 				d.slices.Add(1)
 			}
@@ -180,6 +182,78 @@ func (e *Engine) Serve(ctx context.Context) error {
 		e.sweep()
 
 	}
+}
+
+// keep checkpoints a parent from the serving loop. A parent whose state
+// cannot be kept stops: failed, as a parent whose fills cannot be
+// published does; one that another engine took over (ErrJournalConflict)
+// stops all the same, and its own record says why.
+func (e *Engine) keep(ctx context.Context, p *parent) {
+	err := e.save(ctx, p)
+	if err == nil || p.state.Terminal() {
+		if err != nil {
+			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's checkpoint could not be written")
+		}
+		return
+	}
+	e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("checkpoint failed; the parent stops")
+	e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
+	if err := e.save(ctx, p); err != nil {
+		e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the failed parent's checkpoint could not be written")
+	}
+}
+
+// Adopt takes over a parent from its checkpoint (a restarted service, or
+// an engine taking over another's): one that ended becomes a status and a
+// taken id; one still working is restored (its open children go to the
+// venues first, by client id) and worked from its next slice. s is the
+// spec as the caller built it again from cp.Origin.
+func (e *Engine) Adopt(ctx context.Context, s ParentSpec, cp Checkpoint) (Status, error) {
+	var st Status
+	err := e.do(ctx, func(lctx context.Context) error {
+		if _, dup := e.desk.parents[s.ID]; dup || e.desk.ended[s.ID] {
+			return fmt.Errorf("%w: %s", ErrDuplicateParent, s.ID)
+		}
+		if state, ok := ParseState(cp.State); ok && state.Terminal() {
+			st = checkpointStatus(s, cp)
+			e.desk.ended[s.ID] = true
+			e.desk.mu.Lock()
+			e.desk.status[s.ID] = st
+			e.desk.mu.Unlock()
+			return nil
+		}
+		p, err := e.restore(lctx, s, cp, false)
+		if err != nil {
+			return err
+		}
+		if now := e.clk.Now(); p.next.Before(now) {
+			p.next = now
+		}
+		e.desk.parents[s.ID] = p
+		e.desk.order = append(e.desk.order, p)
+		if err := e.save(lctx, p); err != nil { // and the journal knows this engine's revision
+			return err
+		}
+		st = e.publish(p)
+		e.log.Info().Str("parent", s.ID).Str("state", cp.State).Stringer("filled", p.filled).Int("open_children", len(p.open)).
+			Msg("adopted from its checkpoint; open children are asked for at the venues first")
+		return nil
+	})
+	return st, err
+}
+
+// checkpointStatus is an ended parent's status from its checkpoint.
+func checkpointStatus(s ParentSpec, cp Checkpoint) Status {
+	state, _ := ParseState(cp.State)
+	sum := Summary{ParentID: s.ID, State: state, Reason: cp.Reason, Side: s.Side, Symbol: s.Symbol, Qty: s.Qty,
+		Filled: cp.Filled, Notional: cp.Notional, Fees: cp.Fees, ArrivalPrice: cp.ArrivalPrice, MaxParticipation: cp.MaxPart,
+		ChildOrders: cp.Children, Fills: cp.Fills, Rejections: cp.Rejects, OtherFees: cp.OtherFees, Venues: cp.Venues}
+	names := make([]string, len(cp.Venues))
+	for i, v := range cp.Venues {
+		names[i] = v.Venue
+	}
+	return Status{Summary: sum, Strategy: s.Strategy, Start: s.Start, End: cp.End, LimitPrice: cp.LimitPrice,
+		BandBps: cp.BandBps, MaxParticipation: cp.MaxParticipation, VenueNames: names, Target: cp.Target, Updated: cp.Saved}
 }
 
 // flushLoop flushes the bus from the serving loop: a parent failed for a
@@ -289,6 +363,11 @@ func (e *Engine) Submit(ctx context.Context, s ParentSpec) (Status, error) {
 		if now := e.clk.Now(); p.next.Before(now) {
 			p.next = now // a start in the past begins at once
 		}
+		// Checkpointed before it is accepted: an order the client was told
+		// exists survives a restart.
+		if err := e.save(lctx, p); err != nil {
+			return err
+		}
 		e.desk.parents[s.ID] = p
 		e.desk.order = append(e.desk.order, p)
 		st = e.publish(p)
@@ -367,6 +446,7 @@ func (e *Engine) KillAll(ctx context.Context, reason string) ([]Status, error) {
 			if err := e.finish(lctx, p, e.clk.Now(), Cancelled, "kill switch: "+reason); err != nil {
 				errs = append(errs, fmt.Errorf("parent %s: %w", p.spec.ID, err))
 			}
+			e.keep(lctx, p)
 			out = append(out, e.publish(p))
 		}
 		e.sweep()
@@ -422,6 +502,7 @@ func (e *Engine) command(ctx context.Context, id string, fn func(ctx context.Con
 			return fmt.Errorf("%w: %s is %s", ErrParentEnded, id, p.state)
 		}
 		err := fn(lctx, p)
+		e.keep(lctx, p)
 		st = e.publish(p)
 		if p.state.Terminal() {
 			e.sweep()
