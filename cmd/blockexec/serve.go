@@ -19,6 +19,7 @@ import (
 	"github.com/blockexec/blockexec/api"
 	"github.com/blockexec/blockexec/clock"
 	"github.com/blockexec/blockexec/configs"
+	"github.com/blockexec/blockexec/engine/kvjournal"
 	"github.com/blockexec/blockexec/service"
 )
 
@@ -186,6 +187,13 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 	}
 	s.desk = service.NewDesk(j.eng, apiSchedules{cfg}, service.LedgerFills{Ledger: j.ledger},
 		service.BusEvents{JS: j.conn.JS}, service.UsedIDs{Ledger: j.ledger, JS: j.conn.JS}, clk)
+	// Every order is checkpointed on the bus (JetStream KeyValue), so a
+	// restarted service takes its orders back.
+	journal, err := kvjournal.New(ctx, j.conn.JS, 1)
+	if err != nil {
+		return nil, &exitError{exitFailed, err}
+	}
+	j.eng.UseJournal(journal)
 	engCtx, stopEng := context.WithCancel(context.Background())
 	s.stopEng = stopEng
 	go func() {
@@ -196,6 +204,9 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 			s.failed <- fmt.Errorf("engine: %w", err)
 		}
 	}()
+	if err := recoverOrders(ctx, j, journal, s.desk); err != nil {
+		return nil, err
+	}
 	probe := &engineProbe{ping: j.eng.Ping, stopped: s.engStopped, timeout: engineProbeTimeout}
 	health := func() api.Health {
 		h := api.Health{Status: "ok", Checks: map[string]string{"engine": probe.check(), "nats": "ok"}}
@@ -289,4 +300,24 @@ func (s *server) shutdown() error {
 		s.j.log.Warn().Err(err).Msg("the recorder did not settle before stopping")
 	}
 	return s.j.stop()
+}
+
+// recoverOrders takes back the orders checkpointed by an earlier run of
+// the service, before the API opens. One that cannot be taken back is
+// named in the log and left in the journal for the next start; the
+// others go on.
+func recoverOrders(ctx context.Context, j *job, journal *kvjournal.Journal, desk *service.Desk) error {
+	cps, err := journal.List(ctx)
+	if err != nil {
+		return &exitError{exitFailed, err}
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	n, errs := desk.Recover(ctx, cps)
+	for _, err := range errs {
+		j.log.Error().Err(err).Msg("an order of an earlier run could not be taken back")
+	}
+	j.log.Info().Int("orders", n).Int("refused", len(errs)).Msg("orders of an earlier run taken back from their checkpoints")
+	return nil
 }
