@@ -256,13 +256,18 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			if p.state.Terminal() || p.next.After(now) {
 				continue
 			}
+			before := p.state
 			if err := e.tick(ctx, p, now); err != nil {
 				runErr = err
 				break
 			}
-			if err := e.save(ctx, p); err != nil {
-				runErr = err
-				break
+			// A slice that placed children wrote their intents, which is
+			// all a restart needs; a change of state is written here.
+			if p.state != before {
+				if err := e.save(ctx, p); err != nil {
+					runErr = err
+					break
+				}
 			}
 		}
 		if err := e.flushBus(ctx, find, nil); err != nil && runErr == nil {

@@ -141,11 +141,16 @@ func (e *Engine) save(ctx context.Context, p *parent) error {
 	return nil
 }
 
-// intend records a child in p's checkpoint before it is placed, so that a
-// restarted engine asks the venue about it instead of placing its slice
-// again under a new id.
-func (e *Engine) intend(ctx context.Context, p *parent, now time.Time, venue string, req market.OrderRequest) error {
-	p.open = append(p.open, openChild{venue: venue, req: req, since: now})
+// intend records a slice's children in p's checkpoint before they are
+// placed (one write for the slice), so that a restarted engine asks the
+// venues about them instead of placing the slice again under new ids.
+func (e *Engine) intend(ctx context.Context, p *parent, now time.Time, plan []plannedChild) error {
+	if len(plan) == 0 {
+		return nil
+	}
+	for _, c := range plan {
+		p.open = append(p.open, openChild{venue: c.q.venue, req: c.req, since: now})
+	}
 	return e.save(ctx, p)
 }
 
@@ -159,9 +164,17 @@ func (p *parent) opened(clientID string) *openChild {
 	return nil
 }
 
+// flushed forgets what the checkpoint kept for a flush that has now
+// happened (every round ends with one): the open children whose outcome
+// is recorded, and the events.
+func (p *parent) flushed() {
+	p.closeRecorded()
+	clear(p.unflushed)
+	p.unflushed = p.unflushed[:0]
+}
+
 // closeRecorded drops the open children whose record the engine has
-// flushed to the bus (every round ends with a flush): a checkpoint no
-// longer needs them.
+// flushed to the bus: a checkpoint no longer needs them.
 func (p *parent) closeRecorded() {
 	kept := p.open[:0]
 	for _, c := range p.open {

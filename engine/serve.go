@@ -134,6 +134,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 		}
 	}
 	defer account()
+	defer e.checkpointAll(ctx)
 	for round := 0; ; round++ {
 		account()
 		next, any := nextTick(d.order)
@@ -170,10 +171,15 @@ func (e *Engine) Serve(ctx context.Context) error {
 				continue
 			}
 			if !p.state.Terminal() && p.state != Paused && !p.next.After(now) {
+				before := p.state
 				if err := e.tick(ctx, p, now); err != nil {
 					e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
 				}
-				e.keep(ctx, p)
+				// A slice that placed children wrote their intents, which
+				// is all a restart needs; a change of state is written here.
+				if p.state != before {
+					e.keep(ctx, p)
+				}
 				e.publish(p)
 				d.slices.Add(1)
 			}
@@ -181,6 +187,24 @@ func (e *Engine) Serve(ctx context.Context) error {
 		e.flushLoop(ctx)
 		e.sweep()
 
+	}
+}
+
+// checkpointAll writes every live parent's checkpoint as the loop stops,
+// after a last flush: a service stopped in good order leaves nothing open,
+// so its restart needs no venue to answer for children it recorded.
+func (e *Engine) checkpointAll(ctx context.Context) {
+	if e.journal == nil {
+		return
+	}
+	if err := e.flushLoop(context.WithoutCancel(ctx)); err != nil {
+		return // what was not stored stays open in the checkpoints
+	}
+	for _, p := range e.desk.order {
+		p.flushed()
+		if err := e.save(ctx, p); err != nil {
+			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("checkpoint at shutdown failed; a restart asks the venues for its open children")
+		}
 	}
 }
 

@@ -153,9 +153,7 @@ func (e *Engine) move(p *parent, to State, reason string) {
 // tick runs one slice of a parent at now.
 func (e *Engine) tick(ctx context.Context, p *parent, now time.Time) error {
 	// The last round's records were flushed at its end.
-	p.closeRecorded()
-	clear(p.unflushed)
-	p.unflushed = p.unflushed[:0]
+	p.flushed()
 	if p.state == Accepted {
 		if err := e.start(ctx, p, now); err != nil {
 			return err
@@ -320,7 +318,9 @@ func (e *Engine) work(ctx context.Context, p *parent, now time.Time, shortfall d
 	share := p.spec.MaxVenueShare
 	alloc := roundAlloc(p.spec.Side, shortfall, share, quotes, split(p.spec.Side, shortfall, share, quotes))
 	alloc = avoidDust(p.spec.Side, p.spec.Qty.Sub(p.filled), quotes, alloc)
-	placed := decimal.Zero
+	// Size and check every child first, then write their intents in one
+	// checkpoint, then place them.
+	var plan []plannedChild
 	for i, q := range quotes {
 		if alloc[i].Sign() <= 0 {
 			if r := q.idle(p.spec.Side, windows[q.venue]); r != "" {
@@ -328,14 +328,27 @@ func (e *Engine) work(ctx context.Context, p *parent, now time.Time, shortfall d
 			}
 			continue
 		}
-		sent, reason, err := e.child(ctx, p, now, q, alloc[i], windows[q.venue])
+		c, reason, err := e.child(ctx, p, now, q, alloc[i], windows[q.venue])
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			short(q.venue, "%s", reason)
+		}
+		if c.req.ClientID != "" {
+			plan = append(plan, c)
+		}
+	}
+	if err := e.intend(ctx, p, now, plan); err != nil {
+		return err
+	}
+	placed := decimal.Zero
+	for _, c := range plan {
+		sent, err := e.send(ctx, p, now, c)
 		if err != nil {
 			return err
 		}
 		placed = placed.Add(sent)
-		if reason != "" {
-			short(q.venue, "%s", reason)
-		}
 	}
 	if shortfall.Sub(placed).LessThan(p.lot()) {
 		return nil // rounding to the venues' steps: the next slice carries it
@@ -380,19 +393,27 @@ func (q venueQuote) idle(side market.Side, w risk.Window) string {
 	return ""
 }
 
-// child sizes, prices, checks and places one venue's share of a slice. It
-// returns the quantity sent, or why nothing was (a refusal by risk or the
-// venue is a child_rejected event instead).
+// plannedChild is one venue's child of a slice, sized, priced and passed
+// by risk, not yet placed.
+type plannedChild struct {
+	q   venueQuote
+	req market.OrderRequest
+}
+
+// child sizes, prices and checks one venue's share of a slice. It returns
+// the child to place, or why there is none (a refusal by risk is a
+// child_rejected event instead); the reason also says when a cap held the
+// child below its share.
 func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuote, want decimal.Decimal,
-	w risk.Window) (decimal.Decimal, string, error) {
+	w risk.Window) (plannedChild, string, error) {
 	side := p.spec.Side
 	qty := q.inst.Quantity(want)
 	if qty.Sign() <= 0 || qty.LessThan(q.inst.MinQty) {
-		return decimal.Zero, fmt.Sprintf("%s is below the minimum quantity %s on the step %s", want, q.inst.MinQty, q.inst.Step), nil
+		return plannedChild{}, fmt.Sprintf("%s is below the minimum quantity %s on the step %s", want, q.inst.MinQty, q.inst.Step), nil
 	}
 	price, _, ok := q.book.Reach(side, qty, q.limit)
 	if !ok {
-		return decimal.Zero, fmt.Sprintf("the book cannot take %s inside the limit %s", qty, q.limit), nil
+		return plannedChild{}, fmt.Sprintf("the book cannot take %s inside the limit %s", qty, q.limit), nil
 	}
 	capped := ""
 	if p.spec.MaxChildNotional.Sign() > 0 && price.Mul(qty).GreaterThan(p.spec.MaxChildNotional) {
@@ -401,29 +422,34 @@ func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuo
 	}
 	if n := price.Mul(qty); n.LessThan(q.inst.MinNotional) {
 		// Dust: it stays in the schedule and is reported if never placed.
-		return decimal.Zero, fmt.Sprintf("%s at %s is %s, below the minimum notional %s", qty, price, n, q.inst.MinNotional), nil
+		return plannedChild{}, fmt.Sprintf("%s at %s is %s, below the minimum notional %s", qty, price, n, q.inst.MinNotional), nil
 	}
 	req := market.OrderRequest{Symbol: p.spec.Symbol, Side: side, Price: price, Qty: qty, TIF: market.IOC,
 		ClientID: ChildID(p.spec.ID, p.slice, q.venue, 0, p.idRule[q.venue])}
 	if rej := e.checker.Check(p.limits, risk.Child{Venue: q.venue, Instrument: q.inst, Req: req, Window: w}); rej != nil {
-		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, rej.Check, rej.Reason)
+		return plannedChild{}, "", e.reject(ctx, p, now, q.venue, req, rej.Check, rej.Reason)
 	}
-	if err := e.intend(ctx, p, now, q.venue, req); err != nil {
-		return decimal.Zero, "", err
-	}
+	return plannedChild{q: q, req: req}, capped, nil
+}
+
+// send places a planned child whose intent is checkpointed, and records
+// the outcome. It returns the quantity sent (a child of unknown outcome
+// counts as sent; a refusal by the venue is a child_rejected event).
+func (e *Engine) send(ctx context.Context, p *parent, now time.Time, c plannedChild) (decimal.Decimal, error) {
+	q, req := c.q, c.req
 	failpoint.Hit("before-place")
 	v := e.venueOf(p, q.venue)
 	ord, fills, err := e.place(ctx, v, req)
 	failpoint.Hit("after-place")
 	switch {
 	case venues.IsReject(err):
-		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, "venue", err.Error())
+		return decimal.Zero, e.reject(ctx, p, now, q.venue, req, "venue", err.Error())
 	case err != nil:
 		e.venueFailed(q.venue, now, p.spec.SliceInterval, "place: "+err.Error())
-		return qty, "", e.markUnknown(ctx, p, now, q.venue, req, err)
+		return req.Qty, e.markUnknown(ctx, p, now, q.venue, req, err)
 	}
 	mid, _ := q.book.Mid()
-	return qty, capped, e.recordChild(ctx, p, now, v, req, ord, fills, mid)
+	return req.Qty, e.recordChild(ctx, p, now, v, req, ord, fills, mid)
 }
 
 // recordChild books a child the venue holds: its fills, then its events.
