@@ -161,6 +161,7 @@ type Engine struct {
 	kill    Killer
 	pub     Publisher
 	journal Journal // nil: no checkpoints
+	leases  Leases  // nil: every parent is this engine's
 	log     zerolog.Logger
 	obs     Observer
 	health  map[string]*venueHealth

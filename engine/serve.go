@@ -170,9 +170,12 @@ func (e *Engine) Serve(ctx context.Context) error {
 				e.publish(p)
 				continue
 			}
-			if !p.state.Terminal() && p.state != Paused && !p.next.After(now) {
+			if !p.state.Terminal() && !p.moved && p.state != Paused && !p.next.After(now) {
 				before := p.state
-				if err := e.tick(ctx, p, now); err != nil {
+				if err := e.tick(ctx, p, now); errors.Is(err, ErrJournalConflict) {
+					e.drop(p, err)
+					continue
+				} else if err != nil {
 					e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
 				}
 				// A slice that placed children wrote their intents, which
@@ -190,6 +193,30 @@ func (e *Engine) Serve(ctx context.Context) error {
 	}
 }
 
+// drop lets a parent go that another engine has taken over: it is not
+// ended (the other engine works it), and no more is placed or written for
+// it here. The loop's sweep removes it.
+func (e *Engine) drop(p *parent, why error) {
+	if p.moved {
+		return
+	}
+	p.moved = true
+	e.log.Warn().Str("parent", p.spec.ID).Err(why).Msg("another engine works this parent now; this one lets it go")
+}
+
+// Lost tells the engine that it lost a parent's lease: the parent is let
+// go at once (a slice already under way is stopped by the checkpoint's
+// revision check before it places anything).
+func (e *Engine) Lost(ctx context.Context, id string) error {
+	return e.do(ctx, func(context.Context) error {
+		if p, ok := e.desk.parents[id]; ok && !p.state.Terminal() {
+			e.drop(p, ErrLeaseHeld)
+			e.sweep()
+		}
+		return nil
+	})
+}
+
 // checkpointAll writes every live parent's checkpoint as the loop stops,
 // after a last flush: a service stopped in good order leaves nothing open,
 // so its restart needs no venue to answer for children it recorded.
@@ -201,9 +228,20 @@ func (e *Engine) checkpointAll(ctx context.Context) {
 		return // what was not stored stays open in the checkpoints
 	}
 	for _, p := range e.desk.order {
+		if p.moved {
+			continue
+		}
 		p.flushed()
 		if err := e.save(ctx, p); err != nil {
 			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("checkpoint at shutdown failed; a restart asks the venues for its open children")
+			continue // its lease expires: by then the checkpoint is what it is
+		}
+		if e.leases != nil {
+			// Let go at once: a restart, or another engine, takes it
+			// without waiting for the lease to expire.
+			if err := e.leases.Release(context.WithoutCancel(ctx), p.spec.ID); err != nil {
+				e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("lease not released at shutdown; it expires")
+			}
 		}
 	}
 }
@@ -214,6 +252,15 @@ func (e *Engine) checkpointAll(ctx context.Context) {
 // stops all the same, and its own record says why.
 func (e *Engine) keep(ctx context.Context, p *parent) {
 	err := e.save(ctx, p)
+	if errors.Is(err, ErrJournalConflict) {
+		e.drop(p, err)
+		return
+	}
+	if err == nil && p.state.Terminal() && e.leases != nil {
+		if err := e.leases.Release(ctx, p.spec.ID); err != nil {
+			e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's lease was not released; it expires")
+		}
+	}
 	if err == nil || p.state.Terminal() {
 		if err != nil {
 			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's checkpoint could not be written")
@@ -246,8 +293,22 @@ func (e *Engine) Adopt(ctx context.Context, s ParentSpec, cp Checkpoint) (Status
 			e.desk.mu.Unlock()
 			return nil
 		}
+		if e.leases != nil {
+			if err := e.leases.Acquire(lctx, s.ID); err != nil {
+				return err
+			}
+		}
 		p, err := e.restore(lctx, s, cp, false)
+		if err == nil {
+			// The journal learns this engine's revision; a checkpoint
+			// written since cp was read (its owner not yet stopped) makes
+			// it a conflict, and the parent stays the other's.
+			err = e.save(lctx, p)
+		}
 		if err != nil {
+			if e.leases != nil {
+				_ = e.leases.Release(lctx, s.ID)
+			}
 			return err
 		}
 		if now := e.clk.Now(); p.next.Before(now) {
@@ -255,9 +316,6 @@ func (e *Engine) Adopt(ctx context.Context, s ParentSpec, cp Checkpoint) (Status
 		}
 		e.desk.parents[s.ID] = p
 		e.desk.order = append(e.desk.order, p)
-		if err := e.save(lctx, p); err != nil { // and the journal knows this engine's revision
-			return err
-		}
 		st = e.publish(p)
 		e.log.Info().Str("parent", s.ID).Str("state", cp.State).Stringer("filled", p.filled).Int("open_children", len(p.open)).
 			Msg("adopted from its checkpoint; open children are asked for at the venues first")
@@ -296,6 +354,13 @@ func (e *Engine) sweep() {
 	d := e.desk
 	live := d.order[:0]
 	for _, p := range d.order {
+		if p.moved {
+			delete(d.parents, p.spec.ID)
+			d.mu.Lock()
+			delete(d.status, p.spec.ID)
+			d.mu.Unlock()
+			continue
+		}
 		if p.state.Terminal() {
 			delete(d.parents, p.spec.ID)
 			d.ended[p.spec.ID] = true
@@ -387,9 +452,18 @@ func (e *Engine) Submit(ctx context.Context, s ParentSpec) (Status, error) {
 		if now := e.clk.Now(); p.next.Before(now) {
 			p.next = now // a start in the past begins at once
 		}
-		// Checkpointed before it is accepted: an order the client was told
-		// exists survives a restart.
+		// Leased and checkpointed before it is accepted: an order the
+		// client was told exists survives a restart, on this engine or
+		// another.
+		if e.leases != nil {
+			if err := e.leases.Acquire(lctx, s.ID); err != nil {
+				return err
+			}
+		}
 		if err := e.save(lctx, p); err != nil {
+			if e.leases != nil {
+				_ = e.leases.Release(lctx, s.ID)
+			}
 			return err
 		}
 		e.desk.parents[s.ID] = p

@@ -54,6 +54,9 @@ type parent struct {
 	origin    []byte // the caller's description, kept in the checkpoint
 	// seqReserved is the event sequence the last checkpoint reserved up to.
 	seqReserved int64
+	// moved: another engine took the parent over (its lease or checkpoint
+	// changed hands); this one drops it without ending it.
+	moved bool
 	// otherFees are fees charged in another asset than the quote, by asset.
 	otherFees map[string]decimal.Decimal
 }

@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/shopspring/decimal"
 
 	"github.com/blockexec/blockexec/api"
 	"github.com/blockexec/blockexec/clock"
+	"github.com/blockexec/blockexec/configs"
+	"github.com/blockexec/blockexec/settlement"
 	"github.com/blockexec/blockexec/venues/venuetest"
 )
 
@@ -54,7 +57,8 @@ func TestServe_ARestartTakesBackItsOrders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the order after the restart: %v", err)
 	}
-	if got.State != "working" || !got.FilledQuantity.Equal(before.FilledQuantity) {
+	// The last status read may lag the loop by a slice; never ahead of it.
+	if got.State != "working" || got.FilledQuantity.LessThan(before.FilledQuantity) {
 		t.Fatalf("after the restart: %s, filled %s; before: %s, %s", got.State, got.FilledQuantity, before.State, before.FilledQuantity)
 	}
 	again, created, err := c2.Submit(ctx, sellOrder("keep-1"))
@@ -66,7 +70,7 @@ func TestServe_ARestartTakesBackItsOrders(t *testing.T) {
 		t.Fatalf("another client's use of the id: %v", err)
 	}
 	after := sv2.minute(t, c2, "keep-1")
-	if after.State != "working" || !after.FilledQuantity.GreaterThan(before.FilledQuantity) {
+	if after.State != "working" || !after.FilledQuantity.GreaterThan(got.FilledQuantity) {
 		t.Fatalf("a minute after the restart: %s, filled %s (before: %s)", after.State, after.FilledQuantity, before.FilledQuantity)
 	}
 	// The ledger has each fill once, and they add up to what the order says.
@@ -87,5 +91,102 @@ func TestServe_ARestartTakesBackItsOrders(t *testing.T) {
 	}
 	if !sum.Equal(after.FilledQuantity) {
 		t.Fatalf("the ledger's fills add up to %s, the order says %s", sum, after.FilledQuantity)
+	}
+}
+
+// Two engines on one NATS server: the owner of an order stops, and the
+// other takes the order over when the lease comes free, from the owner's
+// checkpoint, and goes on with it; the fills of both, together, are each
+// recorded once and add up to what the order says.
+func TestServe_AnotherEngineTakesOverAStoppedEnginesOrder(t *testing.T) {
+	defer func(ttl time.Duration) { leaseTTL = ttl }(leaseTTL)
+	leaseTTL = 1500 * time.Millisecond
+	ctx := context.Background()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown) // after the engines' own cleanups: they close first
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	cfgA, secrets := servedConfig(t)
+	cfgA.NATS.URL = ns.ClientURL()
+	cfgB := *cfgA
+	cfgB.SetDataDir(t.TempDir())
+	clk := clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute))
+	start := func(cfg *configs.Config) (served, *server) {
+		logs := &venuetest.LogBuffer{}
+		s, err := startServer(ctx, cfg, logs, clk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.close() })
+		return served{s: s, clk: clk, url: "http://" + s.addr, secrets: secrets, logs: logs}, s
+	}
+	a, stopA := start(cfgA)
+	b, _ := start(&cfgB)
+	ca, cb := a.client(t, "fund-a-1"), b.client(t, "fund-a-1")
+	if _, _, err := ca.Submit(ctx, sellOrder("moving-1")); err != nil {
+		t.Fatal(err)
+	}
+	var before api.Order
+	for i := 0; i < 2; i++ {
+		before = a.minute(t, ca, "moving-1")
+	}
+	if _, err := cb.Get(ctx, "moving-1"); err == nil {
+		t.Fatal("the other engine shows an order it does not work")
+	}
+	stopped := time.Now()
+	if err := stopA.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var got api.Order
+	for i := 0; ; i++ {
+		if got, err = cb.Get(ctx, "moving-1"); err == nil {
+			break
+		}
+		if i > 400 {
+			t.Fatalf("the order was not taken over: %v", err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Logf("taken over %s after the owner stopped", time.Since(stopped).Round(time.Millisecond))
+	if got.State != "working" || got.FilledQuantity.LessThan(before.FilledQuantity) {
+		t.Fatalf("taken over: %s, filled %s; the owner had %s, %s", got.State, got.FilledQuantity, before.State, before.FilledQuantity)
+	}
+	after := b.minute(t, cb, "moving-1")
+	if !after.FilledQuantity.GreaterThan(got.FilledQuantity) {
+		t.Fatalf("a minute after the takeover: filled %s, before %s", after.FilledQuantity, before.FilledQuantity)
+	}
+	// Both recorders consumed the shared durable into their own ledgers:
+	// together they hold each fill once.
+	if err := b.s.j.rec.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sum, ids := decimal.Zero, map[string]bool{}
+	for _, path := range []string{cfgA.LedgerDSN(), cfgB.LedgerDSN()} {
+		l, err := settlement.OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fills, err := l.Fills(ctx, "moving-1")
+		l.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fills {
+			if ids[f.Venue+":"+f.TradeID] {
+				t.Fatalf("fill %s:%s in both ledgers", f.Venue, f.TradeID)
+			}
+			ids[f.Venue+":"+f.TradeID] = true
+			sum = sum.Add(f.Qty)
+		}
+	}
+	if !sum.Equal(after.FilledQuantity) {
+		t.Fatalf("the ledgers hold %s, the order says %s", sum, after.FilledQuantity)
 	}
 }

@@ -3,6 +3,7 @@ package kvjournal
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,24 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 	if err != nil || len(all) != 1 || all[0].ParentID != id {
 		t.Fatalf("list: %+v, %v", all, err)
 	}
+	// A parent that ends leaves the working list, and stays readable.
+	done := engine.Checkpoint{ParentID: "done-1", State: "working"}
+	if err := b.Save(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	done.State = "done"
+	if err := b.Save(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := b.List(ctx); err != nil || len(all) != 2 {
+		t.Fatalf("list with an ended parent: %d, %v", len(all), err)
+	}
+	if working, err := b.Working(ctx); err != nil || len(working) != 1 || working[0].ParentID != id {
+		t.Fatalf("working: %+v, %v", working, err)
+	}
+	if got, found, err := fresh.Load(ctx, "done-1"); err != nil || !found || got.State != "done" {
+		t.Fatalf("the ended parent: %+v, %v, %v", got, found, err)
+	}
 	c.Close()
 
 	// The bucket is on file: a restarted server still has it.
@@ -85,5 +104,64 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 	}
 	if got, found, err := j.Load(ctx, id); err != nil || !found || got.Slice != 9 {
 		t.Fatalf("after a restart: %+v, %v, %v", got, found, err)
+	}
+}
+
+func TestLeases_OneEngineAtATimeAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	c, err := bus.Connect(ctx, bus.Options{StoreDir: t.TempDir()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const ttl = 1500 * time.Millisecond
+	a, err := NewLeases(ctx, c.JS, "engine-a", ttl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewLeases(ctx, c.JS, "engine-b", ttl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Acquire(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Acquire(ctx, "p1"); err != nil {
+		t.Fatalf("the holder again: %v", err)
+	}
+	if err := b.Acquire(ctx, "p1"); !errors.Is(err, engine.ErrLeaseHeld) || !strings.Contains(err.Error(), "engine-a") {
+		t.Fatalf("another engine: %v", err)
+	}
+	// Renewed, it stays a's past its time to live.
+	deadline := time.Now().Add(2 * ttl)
+	for time.Now().Before(deadline) {
+		if lost := a.Renew(ctx); len(lost) != 0 {
+			t.Fatalf("lost %v while renewing", lost)
+		}
+		time.Sleep(ttl / 4)
+	}
+	if free, err := b.Free(ctx, "p1"); err != nil || free {
+		t.Fatalf("renewed lease free: %v %v", free, err)
+	}
+	// Not renewed, it expires and b takes it; a's next renewal says lost.
+	for i := 0; ; i++ {
+		if err := b.Acquire(ctx, "p1"); err == nil {
+			break
+		} else if !errors.Is(err, engine.ErrLeaseHeld) {
+			t.Fatal(err)
+		}
+		if i > 100 {
+			t.Fatal("the lease never expired")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if lost := a.Renew(ctx); len(lost) != 1 || lost[0] != "p1" {
+		t.Fatalf("a after b took over: lost %v", lost)
+	}
+	if err := b.Release(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if free, err := a.Free(ctx, "p1"); err != nil || !free {
+		t.Fatalf("released lease: free %v, %v", free, err)
 	}
 }
