@@ -178,6 +178,7 @@ func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 		return nil, &exitError{exitFailed, err}
 	}
 	j.eng.UseJournal(journal)
+	resuming := map[string]bool{}
 	for i, p := range j.cfg.Parents {
 		cp, found, err := journal.Load(ctx, p.ID)
 		if err != nil {
@@ -190,6 +191,7 @@ func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 		if found {
 			j.log.Warn().Str("parent", p.ID).Str("state", cp.State).Stringer("filled", cp.Filled).
 				Time("checkpoint", cp.Saved).Msg("resuming an interrupted parent from its checkpoint")
+			resuming[p.ID] = true
 			continue // in the ledger and on the bus already: it goes on, under the same id
 		}
 		known, err := j.ledger.HasParent(ctx, p.ID)
@@ -208,6 +210,9 @@ func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 			return nil, &exitError{exitBadConfig, j.cfg.FieldError(fmt.Sprintf("parents[%d].id", i),
 				fmt.Sprintf("parent %q was already run on this NATS server; parent ids must be unique there", p.ID))}
 		}
+	}
+	if err := checkWallEnds(j.cfg, j.clk.Now(), resuming); err != nil {
+		return nil, &exitError{exitBadConfig, err}
 	}
 	if err := j.checkKeys(ctx); err != nil {
 		return nil, err
