@@ -104,12 +104,35 @@ type OpenChild struct {
 	Qty      decimal.Decimal `json:"qty"`
 	TIF      string          `json:"tif"`
 	Since    time.Time       `json:"since"`
+	Seq      int64           `json:"seq"` // the first of its event numbers
 	Recorded bool            `json:"recorded"`
 	Fills    []bus.FillMsg   `json:"fills,omitempty"`
 }
 
+// Each child placed gets three event numbers at its intent, one per kind
+// of event it can have: its outcome (placed or rejected), its cancel (the
+// unfilled rest of an IOC), its unknown outcome. An event a restart
+// publishes again for the child keeps its number, so the bus and the
+// ledger take it once.
+const (
+	slotOutcome = iota
+	slotCancelled
+	slotUnknown
+	childSlots
+)
+
+// childSeq is the event number reserved for a child's event in slot, or 0
+// (the next number) for a child with no reservation.
+func (p *parent) childSeq(clientID string, slot int64) int64 {
+	if c := p.opened(clientID); c != nil && c.seq > 0 {
+		return c.seq + slot
+	}
+	return 0
+}
+
 // openChild is an OpenChild in the parent's working state.
 type openChild struct {
+	seq      int64 // the first of its event numbers
 	venue    string
 	req      market.OrderRequest
 	since    time.Time
@@ -137,7 +160,7 @@ func (p *parent) checkpoint(now time.Time) Checkpoint {
 	for _, c := range p.open {
 		cp.Open = append(cp.Open, OpenChild{Venue: c.venue, ClientID: c.req.ClientID, Symbol: c.req.Symbol,
 			Side: c.req.Side.String(), Price: c.req.Price, Qty: c.req.Qty, TIF: c.req.TIF.String(), Since: c.since,
-			Recorded: c.recorded, Fills: c.fills})
+			Seq: c.seq, Recorded: c.recorded, Fills: c.fills})
 	}
 	return cp
 }
@@ -163,7 +186,8 @@ func (e *Engine) intend(ctx context.Context, p *parent, now time.Time, plan []pl
 		return nil
 	}
 	for _, c := range plan {
-		p.open = append(p.open, openChild{venue: c.q.venue, req: c.req, since: now})
+		p.open = append(p.open, openChild{seq: p.seq + 1, venue: c.q.venue, req: c.req, since: now})
+		p.seq += childSlots
 	}
 	return e.save(ctx, p)
 }
@@ -254,7 +278,7 @@ func (e *Engine) restore(ctx context.Context, s ParentSpec, cp Checkpoint, patie
 			return nil, fmt.Errorf("checkpoint %s: child %s: %w", cp.ParentID, c.ClientID, err)
 		}
 		req := market.OrderRequest{ClientID: c.ClientID, Symbol: c.Symbol, Side: side, Price: c.Price, Qty: c.Qty, TIF: market.IOC}
-		oc := openChild{venue: c.Venue, req: req, since: c.Since, recorded: c.Recorded, fills: c.Fills}
+		oc := openChild{seq: c.Seq, venue: c.Venue, req: req, since: c.Since, recorded: c.Recorded, fills: c.Fills}
 		p.open = append(p.open, oc)
 		for _, f := range c.Fills {
 			if err := retry(func() error { return e.pub.PublishFill(ctx, f) }); err != nil {

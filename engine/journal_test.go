@@ -142,6 +142,24 @@ func TestJournal_RestartAfterACrashCompletesExactlyOnce(t *testing.T) {
 					}
 					bySeq[ev.Seq] = ev.Kind
 				}
+				// As the ledger keeps events (once per sequence number),
+				// each child is placed once: the engine's count is the
+				// ledger's.
+				placedSeqs := map[string]map[int64]bool{}
+				for _, ev := range mem.kinds(bus.KindChildPlaced) {
+					if placedSeqs[ev.Child.ClientID] == nil {
+						placedSeqs[ev.Child.ClientID] = map[int64]bool{}
+					}
+					placedSeqs[ev.Child.ClientID][ev.Seq] = true
+				}
+				for id, seqs := range placedSeqs {
+					if len(seqs) != 1 {
+						t.Fatalf("child %s placed under %d event numbers", id, len(seqs))
+					}
+				}
+				if len(placedSeqs) != got.ChildOrders {
+					t.Fatalf("%d children placed on the bus, the engine counts %d", len(placedSeqs), got.ChildOrders)
+				}
 				if len(mem.kinds(bus.KindAccepted)) == 0 || len(mem.kinds(bus.KindDone)) != 1 {
 					t.Fatalf("%d accepted and %d done events", len(mem.kinds(bus.KindAccepted)), len(mem.kinds(bus.KindDone)))
 				}

@@ -484,11 +484,11 @@ func (e *Engine) recordChild(ctx context.Context, p *parent, now time.Time, v Ve
 	}
 	info := &bus.ChildInfo{ClientID: req.ClientID, Venue: v.Name(), Side: req.Side.String(), Price: req.Price, Qty: req.Qty,
 		TIF: req.TIF.String(), Filled: ord.Filled, Status: ord.Status.String(), Mid: mid}
-	if err := e.emit(ctx, p, now, bus.KindChildPlaced, func(m *bus.EventMsg) { m.Child = info }); err != nil {
+	if err := e.emitAt(ctx, p, now, bus.KindChildPlaced, p.childSeq(req.ClientID, slotOutcome), func(m *bus.EventMsg) { m.Child = info }); err != nil {
 		return err
 	}
 	if (ord.Status == market.Expired || ord.Status == market.Canceled) && ord.Remaining().Sign() > 0 {
-		return e.emit(ctx, p, now, bus.KindChildCancelled, func(m *bus.EventMsg) { m.Child = info })
+		return e.emitAt(ctx, p, now, bus.KindChildCancelled, p.childSeq(req.ClientID, slotCancelled), func(m *bus.EventMsg) { m.Child = info })
 	}
 	return nil
 }
@@ -610,7 +610,7 @@ func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) (bus.Fill
 func (e *Engine) reject(ctx context.Context, p *parent, now time.Time, venue string, req market.OrderRequest, check, reason string) error {
 	p.rejects++
 	e.log.Debug().Str("parent", p.spec.ID).Str("venue", venue).Str("check", check).Str("reason", reason).Msg("child rejected")
-	return e.emit(ctx, p, now, bus.KindChildRejected, func(m *bus.EventMsg) {
+	return e.emitAt(ctx, p, now, bus.KindChildRejected, p.childSeq(req.ClientID, slotOutcome), func(m *bus.EventMsg) {
 		m.Rejection = &bus.RejectionInfo{Venue: venue, Check: check, Reason: reason, Price: req.Price, Qty: req.Qty}
 	})
 }
@@ -656,15 +656,24 @@ func (e *Engine) finish(ctx context.Context, p *parent, now time.Time, to State,
 }
 
 func (e *Engine) emit(ctx context.Context, p *parent, now time.Time, kind string, fill func(*bus.EventMsg)) error {
-	if e.journal != nil && p.seq+1 >= p.seqReserved {
-		// A restart numbers its events after the reservation: reserve
-		// more before using the last.
-		if err := e.save(ctx, p); err != nil {
-			return err
+	return e.emitAt(ctx, p, now, kind, 0, fill)
+}
+
+// emitAt publishes an event under seq, a number reserved for it before
+// (a child's slots, see intend), or under the next number when seq is 0.
+func (e *Engine) emitAt(ctx context.Context, p *parent, now time.Time, kind string, seq int64, fill func(*bus.EventMsg)) error {
+	if seq == 0 {
+		if e.journal != nil && p.seq+1 >= p.seqReserved {
+			// A restart numbers its events after the reservation: reserve
+			// more before using the last.
+			if err := e.save(ctx, p); err != nil {
+				return err
+			}
 		}
+		p.seq++
+		seq = p.seq
 	}
-	p.seq++
-	m := bus.EventMsg{Schema: bus.EventSchema, ParentID: p.spec.ID, Kind: kind, Seq: p.seq, Time: now}
+	m := bus.EventMsg{Schema: bus.EventSchema, ParentID: p.spec.ID, Kind: kind, Seq: seq, Time: now}
 	fill(&m)
 	if e.journal != nil {
 		p.unflushed = append(p.unflushed, m)

@@ -126,5 +126,5 @@ func (e *Engine) markUnknown(ctx context.Context, p *parent, now time.Time, venu
 		Msg("child outcome unknown; its quantity is held back until the venue answers")
 	info := &bus.ChildInfo{ClientID: req.ClientID, Venue: venue, Side: req.Side.String(), Price: req.Price, Qty: req.Qty,
 		TIF: req.TIF.String(), Filled: decimal.Zero, Status: "unknown"}
-	return e.emit(ctx, p, now, bus.KindChildUnknown, func(m *bus.EventMsg) { m.Child = info })
+	return e.emitAt(ctx, p, now, bus.KindChildUnknown, p.childSeq(req.ClientID, slotUnknown), func(m *bus.EventMsg) { m.Child = info })
 }
