@@ -186,7 +186,7 @@ func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 		}
 		if st, _ := engine.ParseState(cp.State); found && st.Terminal() {
 			return nil, &exitError{exitBadConfig, j.cfg.FieldError(fmt.Sprintf("parents[%d].id", i),
-				fmt.Sprintf("parent %q already ended (%s) on this NATS server; use a new id", p.ID, cp.State))}
+				fmt.Sprintf("parent %q already ended (%s) on this NATS server; use a new id or another --data-dir", p.ID, cp.State))}
 		}
 		if found {
 			j.log.Warn().Str("parent", p.ID).Str("state", cp.State).Stringer("filled", cp.Filled).
