@@ -238,8 +238,23 @@ func TestAsyncPublisher_FlushStoresAndNamesFailures(t *testing.T) {
 	if got := count(t, c.JS, FillSubjectFor("p1", "simA")); got != 4 {
 		t.Fatalf("stored %d fills, want 4", got)
 	}
-	if failed := a.Flush(ctx); len(failed) != 0 {
-		t.Fatalf("a second flush reports again: %+v", failed)
+	// Kept, not dropped: reported again until it is stored, which it is
+	// once the stream is back.
+	if again := a.Flush(ctx); len(again) != 1 || again[0].MsgID != "p2:1" || a.Unstored() != 1 {
+		t.Fatalf("a second flush: %+v, %d kept", again, a.Unstored())
+	}
+	if err := EnsureStreams(ctx, c.JS); err != nil {
+		t.Fatal(err)
+	}
+	if failed := a.Flush(ctx); len(failed) != 0 || a.Unstored() != 0 {
+		t.Fatalf("with the stream back: %+v", failed)
+	}
+	s, err := c.JS.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLastMsgForSubject(ctx, EventSubjectFor("p2", KindSlice)); err != nil {
+		t.Fatalf("the kept event is not stored: %v", err)
 	}
 }
 

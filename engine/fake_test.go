@@ -267,6 +267,7 @@ type queuePub struct {
 	mu      sync.Mutex
 	queue   []any
 	failFor string
+	down    bool
 	flushes int
 }
 
@@ -284,28 +285,33 @@ func (q *queuePub) PublishEvent(_ context.Context, e bus.EventMsg) error {
 	return nil
 }
 
+// Flush stores what is queued, except, as the real one, it keeps what it
+// could not store (failFor's messages, or all while down) for the next.
 func (q *queuePub) Flush(ctx context.Context) []bus.PublishFailure {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.flushes++
 	var failed []bus.PublishFailure
+	var kept []any
 	for _, m := range q.queue {
 		switch m := m.(type) {
 		case bus.FillMsg:
-			if m.ParentID == q.failFor {
+			if q.down || m.ParentID == q.failFor {
 				failed = append(failed, bus.PublishFailure{Kind: "fill", ParentID: m.ParentID, MsgID: m.MsgID(), Err: errors.New("bus down")})
+				kept = append(kept, m)
 				continue
 			}
 			_ = q.mem.PublishFill(ctx, m)
 		case bus.EventMsg:
-			if m.ParentID == q.failFor {
+			if q.down || m.ParentID == q.failFor {
 				failed = append(failed, bus.PublishFailure{Kind: "event", ParentID: m.ParentID, MsgID: m.MsgID(), Err: errors.New("bus down")})
+				kept = append(kept, m)
 				continue
 			}
 			_ = q.mem.PublishEvent(ctx, m)
 		}
 	}
-	q.queue = q.queue[:0]
+	q.queue = kept
 	return failed
 }
 

@@ -21,6 +21,10 @@ type Journal interface {
 	Save(ctx context.Context, cp Checkpoint) error
 }
 
+// ErrBusDown is a checkpoint or a flush the bus did not take: nothing is
+// placed until it does.
+var ErrBusDown = errors.New("the bus is down")
+
 // ErrJournalConflict is a Save refused because the checkpoint changed
 // since this engine last read or wrote it: another engine works the
 // parent.
@@ -171,8 +175,10 @@ func (e *Engine) save(ctx context.Context, p *parent) error {
 		return nil
 	}
 	cp := p.checkpoint(e.clk.Now())
-	if err := e.journal.Save(context.WithoutCancel(ctx), cp); err != nil {
+	if err := e.journal.Save(context.WithoutCancel(ctx), cp); errors.Is(err, ErrJournalConflict) {
 		return fmt.Errorf("checkpoint %s: %w", p.spec.ID, err)
+	} else if err != nil {
+		return fmt.Errorf("checkpoint %s: %w: %v", p.spec.ID, ErrBusDown, err)
 	}
 	p.seqReserved = cp.SeqReserved
 	return nil

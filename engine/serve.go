@@ -85,6 +85,7 @@ type desk struct {
 	parents map[string]*parent // owned by the loop: parents that have not ended
 	ended   map[string]bool    // owned by the loop: ids of parents that have
 	order   []*parent          // owned by the loop: live parents, in submission order
+	busDown bool               // owned by the loop: the bus did not store the last flush
 
 	// The loop's own CPU time and the slices it has worked, for the
 	// metrics (and the benchmark's CPU per parent-tick).
@@ -155,6 +156,17 @@ func (e *Engine) Serve(ctx context.Context) error {
 			return err
 		}
 		now := e.clk.Now()
+		if !e.busUp(ctx) {
+			// Nothing is placed while the bus cannot store what would be
+			// done: due parents skip this slice and catch up, within their
+			// caps, once it is back.
+			for _, p := range d.order {
+				if !p.state.Terminal() && !p.moved && !p.next.After(now) {
+					p.next = now.Add(p.spec.SliceInterval)
+				}
+			}
+			continue
+		}
 		for k := range d.order {
 			p := d.order[(k+round)%len(d.order)]
 			if p.state == Paused && !now.Before(p.spec.End) {
@@ -172,10 +184,17 @@ func (e *Engine) Serve(ctx context.Context) error {
 			}
 			if !p.state.Terminal() && !p.moved && p.state != Paused && !p.next.After(now) {
 				before := p.state
-				if err := e.tick(ctx, p, now); errors.Is(err, ErrJournalConflict) {
+				err := e.tick(ctx, p, now)
+				switch {
+				case errors.Is(err, ErrJournalConflict):
 					e.drop(p, err)
 					continue
-				} else if err != nil {
+				case errors.Is(err, ErrBusDown):
+					// Its checkpoint could not be written: held, not
+					// failed. A new slice number, as this one's may have
+					// been sent already.
+					e.holdForBus(p, now, err)
+				case err != nil:
 					e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
 				}
 				// A slice that placed children wrote their intents, which
@@ -256,6 +275,12 @@ func (e *Engine) keep(ctx context.Context, p *parent) {
 		e.drop(p, err)
 		return
 	}
+	if errors.Is(err, ErrBusDown) {
+		// Written when the bus is back (busUp); nothing is placed before.
+		e.desk.busDown, p.unsaved = true, true
+		return
+	}
+	p.unsaved = false
 	if err == nil && p.state.Terminal() && e.leases != nil {
 		if err := e.leases.Release(ctx, p.spec.ID); err != nil {
 			e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's lease was not released; it expires")
@@ -338,14 +363,60 @@ func checkpointStatus(s ParentSpec, cp Checkpoint) Status {
 		BandBps: cp.BandBps, MaxParticipation: cp.MaxParticipation, VenueNames: names, Target: cp.Target, Updated: cp.Saved}
 }
 
-// flushLoop flushes the bus from the serving loop: a parent failed for a
-// message that could not be stored shows as failed at once.
+// flushLoop flushes the bus from the serving loop. What cannot be stored
+// (the bus is down) is kept by the publisher and sent again at the next
+// flush; meanwhile the loop places nothing (busUp). No parent fails for
+// it: a lost connection must not end an order, nor lose its fills.
 func (e *Engine) flushLoop(ctx context.Context) error {
-	err := e.flushBus(ctx, func(id string) *parent { return e.desk.parents[id] }, func(p *parent) { e.publish(p) })
-	if err != nil {
-		e.log.Error().Err(err).Msg("publish failed; the parents concerned have failed")
+	f, ok := e.pub.(Flusher)
+	if !ok {
+		return nil
 	}
-	return err
+	fs := f.Flush(context.WithoutCancel(ctx))
+	d := e.desk
+	if len(fs) > 0 {
+		if !d.busDown {
+			e.log.Error().Err(fs[0].Err).Int("unstored", len(fs)).
+				Msg("the bus does not store what the engine publishes: nothing is placed until it does; the messages are kept")
+		}
+		d.busDown = true
+		return fmt.Errorf("%w: %d messages kept for later: %v", ErrBusDown, len(fs), fs[0].Err)
+	}
+	if d.busDown {
+		e.log.Warn().Msg("the bus stores again: trading resumes")
+	}
+	d.busDown = false
+	return nil
+}
+
+// busUp flushes what the bus could not store before, if anything, and
+// checkpoints the parents whose checkpoint could not be written; it
+// reports whether the bus is up.
+func (e *Engine) busUp(ctx context.Context) bool {
+	d := e.desk
+	if !d.busDown {
+		return true
+	}
+	if e.flushLoop(ctx) != nil {
+		return false
+	}
+	for _, p := range d.order {
+		if p.unsaved {
+			e.keep(ctx, p)
+		}
+	}
+	return !d.busDown
+}
+
+// holdForBus holds a parent whose slice stopped because the bus is down.
+func (e *Engine) holdForBus(p *parent, now time.Time, why error) {
+	if !e.desk.busDown {
+		e.log.Error().Str("parent", p.spec.ID).Err(why).Msg("the bus is down: nothing is placed until it is back")
+	}
+	e.desk.busDown = true
+	p.unsaved = true
+	p.slice++
+	p.next = now.Add(p.spec.SliceInterval)
 }
 
 // sweep drops ended parents from the loop's working set; their last
@@ -406,7 +477,9 @@ func (e *Engine) do(ctx context.Context, fn func(ctx context.Context) error) err
 	select {
 	case d.cmds <- func(lctx context.Context) {
 		err := fn(lctx)
-		// What the command published is stored before it is answered.
+		// What the command published is stored before it is answered; if
+		// the bus is down, it is kept and stored when the bus is back,
+		// and the answer says so.
 		if ferr := e.flushLoop(lctx); err == nil {
 			err = ferr
 		}

@@ -57,6 +57,9 @@ type parent struct {
 	// moved: another engine took the parent over (its lease or checkpoint
 	// changed hands); this one drops it without ending it.
 	moved bool
+	// unsaved: its last checkpoint could not be written (the bus is down);
+	// written again before anything is placed.
+	unsaved bool
 	// otherFees are fees charged in another asset than the quote, by asset.
 	otherFees map[string]decimal.Decimal
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -188,5 +189,117 @@ func TestServe_AnotherEngineTakesOverAStoppedEnginesOrder(t *testing.T) {
 	}
 	if !sum.Equal(after.FilledQuantity) {
 		t.Fatalf("the ledgers hold %s, the order says %s", sum, after.FilledQuantity)
+	}
+}
+
+// The recorder stops mid-stream and starts again, then the NATS server
+// stops and starts again under a working order: the engine places nothing
+// while the bus is down and keeps what it published, the order is not
+// failed for it, trading resumes when the bus is back, and the ledger ends
+// with every fill once.
+func TestServe_RecorderAndNATSRestartsLoseNoFill(t *testing.T) {
+	ctx := context.Background()
+	store := t.TempDir()
+	startNATS := func(port int) *natsserver.Server {
+		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true,
+			StoreDir: store, NoSigs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats-server not ready")
+		}
+		return ns
+	}
+	ns := startNATS(-1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { ns.Shutdown() })
+	cfg, secrets := servedConfig(t)
+	cfg.NATS.URL = ns.ClientURL()
+	clk := clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute))
+	s, err := startServer(ctx, cfg, &venuetest.LogBuffer{}, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.close() })
+	sv := served{s: s, clk: clk, url: "http://" + s.addr, secrets: secrets}
+	c := sv.client(t, "fund-a-1")
+	if _, _, err := c.Submit(ctx, sellOrder("bus-1")); err != nil {
+		t.Fatal(err)
+	}
+	sv.minute(t, c, "bus-1")
+
+	// The recorder stops; fills go on being published; it starts again.
+	s.j.rec.Stop()
+	sv.minute(t, c, "bus-1")
+	if err := s.j.rec.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := sv.minute(t, c, "bus-1")
+
+	// The NATS server stops: nothing is placed, the order is not failed.
+	ns.Shutdown()
+	for i := 0; s.j.conn.NC.IsConnected(); i++ {
+		if i > 1000 {
+			t.Fatal("the engine's connection did not notice the server stopping")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := 0; i < 2; i++ {
+		clk.Advance(time.Minute)
+		time.Sleep(300 * time.Millisecond) // the loop's round, which places nothing
+	}
+	held, err := c.Get(ctx, "bus-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.State != "working" || held.ChildOrders != before.ChildOrders {
+		t.Fatalf("while the bus was down: %s, %d child orders (before: %d)", held.State, held.ChildOrders, before.ChildOrders)
+	}
+
+	// It starts again on the same port and store: trading resumes.
+	ns = startNATS(port)
+	for i := 0; !s.j.conn.NC.IsConnected(); i++ {
+		if i > 2000 {
+			t.Fatal("the engine did not reconnect")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var after api.Order
+	for i := 0; ; i++ {
+		after = sv.minute(t, c, "bus-1")
+		if after.FilledQuantity.GreaterThan(held.FilledQuantity) {
+			break
+		}
+		if i > 5 {
+			t.Fatalf("trading did not resume: %s, filled %s", after.State, after.FilledQuantity)
+		}
+	}
+	if after.State != "working" {
+		t.Fatalf("after the bus came back: %s (%s)", after.State, after.Reason)
+	}
+	// A command waits for the loop's round: its answer is the order as
+	// the loop has it, everything published and flushed.
+	if after, err = c.Pause(ctx, "bus-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.j.rec.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fills, err := s.j.ledger.Fills(ctx, "bus-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, ids := decimal.Zero, map[string]bool{}
+	for _, f := range fills {
+		if ids[f.Venue+":"+f.TradeID] {
+			t.Fatalf("fill %s:%s twice in the ledger", f.Venue, f.TradeID)
+		}
+		ids[f.Venue+":"+f.TradeID] = true
+		sum = sum.Add(f.Qty)
+	}
+	if !sum.Equal(after.FilledQuantity) || after.Fills != len(fills) {
+		t.Fatalf("the ledger holds %s in %d fills, the order %s in %d", sum, len(fills), after.FilledQuantity, after.Fills)
 	}
 }
