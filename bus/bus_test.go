@@ -189,3 +189,95 @@ func TestPublisher_MarksAreTheHighestAckedSequence(t *testing.T) {
 		t.Fatalf("last sequences %v, want fills 3 events 1", last)
 	}
 }
+
+// The queuing publisher stores what it queued by Flush, raises the marks
+// only then, keeps de-duplication by Nats-Msg-Id, and names the parent and
+// kind of a message it could not store, without losing the others.
+func TestAsyncPublisher_FlushStoresAndNamesFailures(t *testing.T) {
+	ctx := context.Background()
+	c, err := Connect(ctx, Options{StoreDir: t.TempDir()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := NewPublisher(c.JS)
+	a := p.Async()
+	for _, trade := range []string{"1", "1", "2", "3"} {
+		if err := a.PublishFill(ctx, fill("p1", trade)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed := a.Flush(ctx); len(failed) != 0 {
+		t.Fatalf("flush: %v", FailureError(failed))
+	}
+	if got := count(t, c.JS, FillSubjectFor("p1", "simA")); got != 3 {
+		t.Fatalf("stored %d fills, want 3 (trade 1 twice is one)", got)
+	}
+	if m := a.Marks(); m[FillsStream] != 3 {
+		t.Fatalf("marks after flush %v, want the fills stream at 3", m)
+	}
+
+	// With the events stream gone, an event cannot be stored; the fill
+	// queued beside it still is.
+	if err := c.JS.DeleteStream(ctx, EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishEvent(ctx, EventMsg{ParentID: "p2", Kind: KindSlice, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishFill(ctx, fill("p1", "4")); err != nil {
+		t.Fatal(err)
+	}
+	failed := a.Flush(ctx)
+	if len(failed) != 1 || failed[0].ParentID != "p2" || failed[0].Kind != "event" || failed[0].MsgID != "p2:1" {
+		t.Fatalf("failures %+v, want the one event of p2", failed)
+	}
+	if !strings.Contains(FailureError(failed).Error(), "p2:1") {
+		t.Fatalf("the error does not name the message: %v", FailureError(failed))
+	}
+	if got := count(t, c.JS, FillSubjectFor("p1", "simA")); got != 4 {
+		t.Fatalf("stored %d fills, want 4", got)
+	}
+	// Kept, not dropped: reported again until it is stored, which it is
+	// once the stream is back.
+	if again := a.Flush(ctx); len(again) != 1 || again[0].MsgID != "p2:1" || a.Unstored() != 1 {
+		t.Fatalf("a second flush: %+v, %d kept", again, a.Unstored())
+	}
+	if err := EnsureStreams(ctx, c.JS); err != nil {
+		t.Fatal(err)
+	}
+	if failed := a.Flush(ctx); len(failed) != 0 || a.Unstored() != 0 {
+		t.Fatalf("with the stream back: %+v", failed)
+	}
+	s, err := c.JS.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLastMsgForSubject(ctx, EventSubjectFor("p2", KindSlice)); err != nil {
+		t.Fatalf("the kept event is not stored: %v", err)
+	}
+}
+
+// More messages than the in-flight window: the publisher makes room by
+// waiting for the oldest, and every one is stored once.
+func TestAsyncPublisher_BeyondTheWindow(t *testing.T) {
+	ctx := context.Background()
+	c, err := Connect(ctx, Options{StoreDir: t.TempDir()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a := NewPublisher(c.JS).Async()
+	n := asyncWindow + asyncWindow/2
+	for i := 0; i < n; i++ {
+		if err := a.PublishFill(ctx, fill("big", strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed := a.Flush(ctx); len(failed) != 0 {
+		t.Fatalf("flush: %v", FailureError(failed))
+	}
+	if got := count(t, c.JS, FillSubjectFor("big", "simA")); got != uint64(n) {
+		t.Fatalf("stored %d fills, want %d", got, n)
+	}
+}

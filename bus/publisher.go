@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"go.uber.org/fx"
@@ -17,6 +18,7 @@ import (
 // asked to catch up with everything it published (see Marks).
 type Publisher struct {
 	js jetstream.JetStream
+	nc *nats.Conn // nil: not known, taken as connected
 
 	mu    sync.Mutex
 	marks Marks
@@ -24,6 +26,12 @@ type Publisher struct {
 
 // NewPublisher returns a publisher over js.
 func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js, marks: Marks{}} }
+
+// NewConnPublisher returns a publisher over c, which also knows whether
+// c's connection is up.
+func NewConnPublisher(c *Conn) *Publisher { return &Publisher{js: c.JS, nc: c.NC, marks: Marks{}} }
+
+func (p *Publisher) connected() bool { return p.nc == nil || p.nc.IsConnected() }
 
 // Marks returns, per stream, the highest sequence the server acknowledged
 // to this publisher. A duplicate (same Nats-Msg-Id) is acknowledged with the
@@ -62,16 +70,20 @@ func (p *Publisher) publish(ctx context.Context, subject, id string, v any) erro
 	if err != nil {
 		return fmt.Errorf("publish %s (%s): %w", subject, id, err)
 	}
+	p.raise(ack)
+	return nil
+}
+
+func (p *Publisher) raise(ack *jetstream.PubAck) {
 	p.mu.Lock()
 	p.marks.Raise(ack.Stream, ack.Sequence)
 	p.mu.Unlock()
-	return nil
 }
 
 // Module provides *Conn (closed on stop) and *Publisher from the Options
 // the caller supplies.
 var Module = fx.Module("bus",
-	fx.Provide(newConnFx, func(c *Conn) *Publisher { return NewPublisher(c.JS) }),
+	fx.Provide(newConnFx, NewConnPublisher),
 )
 
 func newConnFx(lc fx.Lifecycle, opts Options, log zerolog.Logger) (*Conn, error) {

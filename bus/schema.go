@@ -134,6 +134,10 @@ type ChildInfo struct {
 	TIF      string          `json:"tif"`
 	Filled   decimal.Decimal `json:"filled"`
 	Status   string          `json:"status,omitempty"`
+	// Mid is the venue's mid price in the book the child was priced on
+	// (absent for a child recorded after an unknown outcome): the market
+	// price the post-trade chart draws fills against.
+	Mid decimal.Decimal `json:"mid,omitzero"`
 }
 
 // RejectionInfo explains a child that risk or the venue refused.

@@ -27,6 +27,80 @@ type Publisher interface {
 	PublishEvent(ctx context.Context, m bus.EventMsg) error
 }
 
+// resumeOrPrepare restores a parent from its checkpoint, or prepares it
+// new when it has none (or the engine keeps no journal).
+func (e *Engine) resumeOrPrepare(ctx context.Context, s ParentSpec) (*parent, bool, error) {
+	if e.journal == nil {
+		p, err := e.prepare(ctx, s, true)
+		return p, false, err
+	}
+	cp, found, err := e.journal.Load(ctx, s.ID)
+	if err != nil {
+		return nil, false, fmt.Errorf("checkpoint %s: %w", s.ID, err)
+	}
+	if !found {
+		p, err := e.prepare(ctx, s, true)
+		return p, false, err
+	}
+	if st, ok := ParseState(cp.State); ok && st.Terminal() {
+		return nil, false, fmt.Errorf("%w: %s ended %s at %s", ErrDuplicateParent, s.ID, cp.State, cp.Saved.UTC().Format(time.RFC3339))
+	}
+	p, err := e.restore(ctx, s, cp, true)
+	if err != nil {
+		return nil, false, err
+	}
+	e.log.Info().Str("parent", s.ID).Str("state", cp.State).Stringer("filled", p.filled).Int("open_children", len(p.open)).
+		Msg("resumed from its checkpoint; open children are asked for at the venues first")
+	return p, true, nil
+}
+
+// Flusher is a Publisher that queues (bus.AsyncPublisher): a nil error
+// from PublishFill or PublishEvent means queued, and Flush returns once
+// everything queued is stored, with what could not be. The engine flushes
+// at the end of every round of slices and after every command.
+type Flusher interface {
+	Flush(ctx context.Context) []bus.PublishFailure
+}
+
+// flushBus waits until everything the engine published is stored. A
+// parent whose fills or events could not be stored fails, as it would have
+// at the publish itself on a synchronous bus: it must not trade on with
+// its record incomplete. find maps an id to a parent still in play (nil if
+// none); failed is called for each parent failed here. It returns the
+// failures as one error.
+func (e *Engine) flushBus(ctx context.Context, find func(id string) *parent, failed func(*parent)) error {
+	f, ok := e.pub.(Flusher)
+	if !ok {
+		return nil
+	}
+	// Shutting down is no reason to give up on what is in flight: the
+	// acknowledgements are bounded in time by the publisher.
+	fs := f.Flush(context.WithoutCancel(ctx))
+	if len(fs) == 0 {
+		return nil
+	}
+	err := bus.FailureError(fs)
+	done := map[string]bool{}
+	for _, pf := range fs {
+		p := find(pf.ParentID)
+		if p == nil || done[pf.ParentID] || p.state.Terminal() {
+			continue
+		}
+		done[pf.ParentID] = true
+		e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, "publish: "+pf.Err.Error())
+		if failed != nil {
+			failed(p)
+		}
+	}
+	// The failed parents' own done events: once more, and what is still
+	// not stored is logged (the parents have ended either way).
+	if more := f.Flush(context.WithoutCancel(ctx)); len(more) > 0 {
+		e.log.Error().Err(bus.FailureError(more)).Msg("events of failed parents could not be stored")
+		err = errors.Join(err, bus.FailureError(more))
+	}
+	return err
+}
+
 // Checker is the pre-trade risk gate.
 type Checker interface {
 	Check(l risk.Limits, ch risk.Child) *risk.Rejection
@@ -86,6 +160,8 @@ type Engine struct {
 	checker Checker
 	kill    Killer
 	pub     Publisher
+	journal Journal // nil: no checkpoints
+	leases  Leases  // nil: every parent is this engine's
 	log     zerolog.Logger
 	obs     Observer
 	health  map[string]*venueHealth
@@ -130,20 +206,39 @@ func (e *Engine) VenueNames() []string { return append([]string(nil), e.names...
 // done, cancelled or failed. If any parent cannot be accepted, nothing is
 // placed and the *SpecError is returned. It returns one Summary per parent,
 // in the order given.
+//
+// With a journal (UseJournal), a parent whose checkpoint says it is still
+// working is resumed from it, after its open children are asked for at
+// the venues; one whose checkpoint says it ended is refused
+// (ErrDuplicateParent), and nothing is placed.
 func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error) {
 	ps := make([]*parent, 0, len(specs))
 	seen := map[string]bool{}
+	var fresh []*parent
 	for _, s := range specs {
 		if seen[s.ID] {
 			return nil, &SpecError{s.ID, "id", "used by two parents"}
 		}
 		seen[s.ID] = true
-		p, err := e.prepare(ctx, s, true)
+		p, resumed, err := e.resumeOrPrepare(ctx, s)
 		if err != nil {
 			return nil, err
 		}
+		if !resumed {
+			fresh = append(fresh, p)
+		}
 		ps = append(ps, p)
 	}
+	for _, p := range fresh {
+		if err := e.save(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	byID := make(map[string]*parent, len(ps))
+	for _, p := range ps {
+		byID[p.spec.ID] = p
+	}
+	find := func(id string) *parent { return byID[id] }
 	var runErr error
 	for round := 0; runErr == nil; round++ {
 		next, any := nextTick(ps)
@@ -162,17 +257,37 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			if p.state.Terminal() || p.next.After(now) {
 				continue
 			}
+			before := p.state
 			if err := e.tick(ctx, p, now); err != nil {
 				runErr = err
 				break
 			}
+			// A slice that placed children wrote their intents, which is
+			// all a restart needs; a change of state is written here.
+			if p.state != before {
+				if err := e.save(ctx, p); err != nil {
+					runErr = err
+					break
+				}
+			}
+		}
+		if err := e.flushBus(ctx, find, nil); err != nil && runErr == nil {
+			runErr = err
 		}
 	}
 	out := make([]Summary, len(ps))
-	for i, p := range ps {
+	for _, p := range ps {
 		if runErr != nil && !p.state.Terminal() {
 			e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, runErr.Error())
+			if err := e.save(ctx, p); err != nil {
+				e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the failed state could not be checkpointed")
+			}
 		}
+	}
+	if err := e.flushBus(context.WithoutCancel(ctx), find, nil); err != nil && runErr == nil {
+		runErr = err
+	}
+	for i, p := range ps {
 		out[i] = p.summary()
 	}
 	return out, runErr
@@ -265,6 +380,7 @@ func (e *Engine) prepare(ctx context.Context, s ParentSpec, patient bool) (*pare
 		p.sched = sched
 	}
 	p.seen = s.Start
+	p.origin = s.Origin
 	if s.LimitPrice.Sign() > 0 {
 		if err := e.checkLimitAgainstMarket(ctx, p, patient); err != nil {
 			return nil, err

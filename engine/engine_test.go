@@ -94,6 +94,13 @@ func TestEngine_TWAPFillsOnScheduleSplitByDepth(t *testing.T) {
 		}
 	}
 	assertChildrenInsideLimits(t, s, got.ArrivalPrice, deep, thin)
+	// Each child carries the mid of the book it was priced on: the market
+	// price the post-trade chart draws fills against.
+	for _, ev := range r.pub.kinds(bus.KindChildPlaced) {
+		if m := ev.Child.Mid; m.Sign() <= 0 || m.Sub(got.ArrivalPrice).Abs().GreaterThan(dec("100")) {
+			t.Fatalf("child %s: mid %s, arrival %s", ev.Child.ClientID, m, got.ArrivalPrice)
+		}
+	}
 	if shorts := r.pub.kinds(bus.KindSliceShort); len(shorts) != 0 {
 		t.Fatalf("%d slice_short events on an unconstrained schedule, first %+v", len(shorts), shorts[0].Short)
 	}
@@ -853,5 +860,51 @@ func TestEngine_TouchStyleTakesOnlyTheBestLevelUntilTheEnd(t *testing.T) {
 	// 60 slices × 0.2 at the touch = 12; the other 18 go in the sweep at the end.
 	if !a.placedAt[last].Equal(s.End) || !a.placed[last].Price.LessThan(touch) || !sums[0].Filled.Equal(s.Qty) {
 		t.Fatalf("last child %+v at %s; filled %s", a.placed[last], a.placedAt[last], sums[0].Filled)
+	}
+}
+
+// Run over a queuing bus stores the same record as over a synchronous one,
+// flushed round by round; a message that cannot be stored fails the run.
+func TestEngine_RunOverAQueuingBusStoresTheSameRecord(t *testing.T) {
+	run := func(pub Publisher) ([]Summary, error) {
+		clk := clock.NewVirtual(t0)
+		v := newFake("v", clk, "2")
+		kill := risk.NewKillSwitch(false)
+		e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, pub, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sellSpec()
+		s.MaxParticipation = dec("1")
+		return e.Run(context.Background(), []ParentSpec{s})
+	}
+	sync := &memPub{}
+	want, err := run(sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &queuePub{mem: &memPub{}}
+	got, err := run(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.queued() != 0 || q.flushes < 60 {
+		t.Fatalf("%d left queued after %d flushes; want none, flushed each round", q.queued(), q.flushes)
+	}
+	if !got[0].Filled.Equal(want[0].Filled) || len(q.mem.fills) != len(sync.fills) || len(q.mem.events) != len(sync.events) {
+		t.Fatalf("queued: filled %s, %d fills, %d events; synchronous: %s, %d, %d",
+			got[0].Filled, len(q.mem.fills), len(q.mem.events), want[0].Filled, len(sync.fills), len(sync.events))
+	}
+
+	bad := &queuePub{mem: &memPub{}, failFor: sellSpec().ID}
+	sum, err := run(bad)
+	if err == nil || !strings.Contains(err.Error(), "bus down") {
+		t.Fatalf("a bus that stores nothing: err %v", err)
+	}
+	if sum[0].State != Failed {
+		t.Fatalf("state %s, want failed", sum[0].State)
+	}
+	if bad.flushes > 4 { // the first round's, and the failed parent's done event, each flushed twice
+		t.Fatalf("%d rounds ran after the first failed flush", bad.flushes)
 	}
 }

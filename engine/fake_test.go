@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -43,12 +44,17 @@ type fakeVenue struct {
 	darkUntil   time.Time // Book fails before this time
 	rulesUntil  time.Time // Instrument fails (unavailable) before this time
 	staleBy     time.Duration
-	bookCalls   int
-	orders      map[string]market.Order
-	placed      []market.OrderRequest
-	placedAt    []time.Time
-	fills       []market.Fill
-	trade       int
+	// crash, when set, is called before an order is executed ("before")
+	// and after, before the answer ("after"): a test ends the engine's
+	// goroutine there to play a crash.
+	crash     func(stage string)
+	dupTries  int // places refused because the client id was used before
+	bookCalls int
+	orders    map[string]market.Order
+	placed    []market.OrderRequest
+	placedAt  []time.Time
+	fills     []market.Fill
+	trade     int
 }
 
 func newFake(name string, clk clock.Clock, qtyPerLevel string) *fakeVenue {
@@ -133,7 +139,11 @@ func (f *fakeVenue) Place(_ context.Context, req market.OrderRequest) (market.Or
 		return market.Order{}, nil, fmt.Errorf("place: timeout: %w", venues.ErrUnavailable)
 	}
 	if _, dup := f.orders[req.ClientID]; dup {
+		f.dupTries++
 		return market.Order{}, nil, fmt.Errorf("%s: %w", req.ClientID, venues.ErrDuplicateClientID)
+	}
+	if f.crash != nil {
+		f.crash("before")
 	}
 	if err := testInst.Check(req.Price, req.Qty); err != nil {
 		return market.Order{}, nil, &venues.RejectError{Venue: f.name, Code: "FILTER", Reason: err.Error()}
@@ -163,6 +173,9 @@ func (f *fakeVenue) Place(_ context.Context, req market.OrderRequest) (market.Or
 		o.Status = market.Filled
 	}
 	f.orders[req.ClientID] = o
+	if f.crash != nil {
+		f.crash("after")
+	}
 	if f.loseNextAck {
 		f.loseNextAck = false
 		return market.Order{}, nil, fmt.Errorf("place: %w", venues.ErrUnavailable)
@@ -211,11 +224,18 @@ type memPub struct {
 	events []bus.EventMsg
 	// failFor makes every event of that parent fail, as a bus that is down.
 	failFor string
+	// crashFill, when set, is called before a fill is stored: a test ends
+	// the engine's goroutine there to play a crash in the middle of a
+	// child's fills.
+	crashFill func()
 }
 
 func (m *memPub) PublishFill(_ context.Context, f bus.FillMsg) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.crashFill != nil {
+		m.crashFill()
+	}
 	m.fills = append(m.fills, f)
 	return nil
 }
@@ -238,4 +258,99 @@ func (m *memPub) kinds(kind string) []bus.EventMsg {
 		}
 	}
 	return out
+}
+
+// queuePub is a queuing publisher (a Flusher) over memPub: messages reach
+// memPub only at Flush, and those of failFor are refused there.
+type queuePub struct {
+	mem     *memPub
+	mu      sync.Mutex
+	queue   []any
+	failFor string
+	down    bool
+	flushes int
+}
+
+func (q *queuePub) PublishFill(_ context.Context, f bus.FillMsg) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queue = append(q.queue, f)
+	return nil
+}
+
+func (q *queuePub) PublishEvent(_ context.Context, e bus.EventMsg) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queue = append(q.queue, e)
+	return nil
+}
+
+// Flush stores what is queued, except, as the real one, it keeps what it
+// could not store (failFor's messages, or all while down) for the next.
+func (q *queuePub) Flush(ctx context.Context) []bus.PublishFailure {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.flushes++
+	var failed []bus.PublishFailure
+	var kept []any
+	for _, m := range q.queue {
+		switch m := m.(type) {
+		case bus.FillMsg:
+			if q.down || m.ParentID == q.failFor {
+				failed = append(failed, bus.PublishFailure{Kind: "fill", ParentID: m.ParentID, MsgID: m.MsgID(), Err: errors.New("bus down")})
+				kept = append(kept, m)
+				continue
+			}
+			_ = q.mem.PublishFill(ctx, m)
+		case bus.EventMsg:
+			if q.down || m.ParentID == q.failFor {
+				failed = append(failed, bus.PublishFailure{Kind: "event", ParentID: m.ParentID, MsgID: m.MsgID(), Err: errors.New("bus down")})
+				kept = append(kept, m)
+				continue
+			}
+			_ = q.mem.PublishEvent(ctx, m)
+		}
+	}
+	q.queue = kept
+	return failed
+}
+
+// queued returns how many messages wait for a flush.
+func (q *queuePub) queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queue)
+}
+
+// memJournal is a Journal in memory, kept as the JSON the bucket would
+// hold.
+type memJournal struct {
+	mu    sync.Mutex
+	cps   map[string][]byte
+	saves int
+}
+
+func newMemJournal() *memJournal { return &memJournal{cps: map[string][]byte{}} }
+
+func (j *memJournal) Load(_ context.Context, id string) (Checkpoint, bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var cp Checkpoint
+	b, ok := j.cps[id]
+	if !ok {
+		return cp, false, nil
+	}
+	return cp, true, json.Unmarshal(b, &cp)
+}
+
+func (j *memJournal) Save(_ context.Context, cp Checkpoint) error {
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cps[cp.ParentID] = b
+	j.saves++
+	return nil
 }

@@ -37,6 +37,10 @@ type ParentSpec struct {
 	// at once (the common open-source TWAP, kept as a baseline).
 	Style  string
 	Venues []string // empty = every venue
+	// Origin is the caller's own description of the parent (the service
+	// keeps the order request and its client), stored in the checkpoint
+	// so that a restarted caller can build the spec again.
+	Origin []byte
 }
 
 // State is a parent's lifecycle state. The zero value is invalid.

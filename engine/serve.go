@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -83,6 +85,13 @@ type desk struct {
 	parents map[string]*parent // owned by the loop: parents that have not ended
 	ended   map[string]bool    // owned by the loop: ids of parents that have
 	order   []*parent          // owned by the loop: live parents, in submission order
+	busDown bool               // owned by the loop: the bus did not store the last flush
+
+	// The loop's own CPU time and the slices it has worked, for the
+	// metrics (and the benchmark's CPU per parent-tick).
+	loopCPU  atomic.Int64 // nanoseconds; stays 0 where threads are not measured
+	cpuKnown atomic.Bool
+	slices   atomic.Int64
 }
 
 func (e *Engine) deskInit() {
@@ -112,7 +121,23 @@ func (e *Engine) Serve(ctx context.Context) error {
 		d.mu.Unlock()
 		close(stopped) // callers waiting on a command give up
 	}()
+	// The loop keeps one OS thread, so that thread's CPU clock is the
+	// loop's: what the engine itself spends, apart from the bus, the
+	// recorder and the API.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, known := threadCPU()
+	d.cpuKnown.Store(known)
+	spent := time.Duration(d.loopCPU.Load()) // a second Serve counts on
+	account := func() {
+		if now, ok := threadCPU(); ok {
+			d.loopCPU.Store(int64(spent + now - cpu0))
+		}
+	}
+	defer account()
+	defer e.checkpointAll(ctx)
 	for round := 0; ; round++ {
+		account()
 		next, any := nextTick(d.order)
 		if !any {
 			select {
@@ -131,6 +156,17 @@ func (e *Engine) Serve(ctx context.Context) error {
 			return err
 		}
 		now := e.clk.Now()
+		if !e.busUp(ctx) {
+			// Nothing is placed while the bus cannot store what would be
+			// done: due parents skip this slice and catch up, within their
+			// caps, once it is back.
+			for _, p := range d.order {
+				if !p.state.Terminal() && !p.moved && !p.next.After(now) {
+					p.next = now.Add(p.spec.SliceInterval)
+				}
+			}
+			continue
+		}
 		for k := range d.order {
 			p := d.order[(k+round)%len(d.order)]
 			if p.state == Paused && !now.Before(p.spec.End) {
@@ -142,19 +178,245 @@ func (e *Engine) Serve(ctx context.Context) error {
 					to = Cancelled
 				}
 				e.finish(context.WithoutCancel(ctx), p, now, to, "the end time passed while it was paused")
+				e.keep(ctx, p)
 				e.publish(p)
 				continue
 			}
-			if !p.state.Terminal() && p.state != Paused && !p.next.After(now) {
-				if err := e.tick(ctx, p, now); err != nil {
+			if !p.state.Terminal() && !p.moved && p.state != Paused && !p.next.After(now) {
+				before := p.state
+				err := e.tick(ctx, p, now)
+				switch {
+				case errors.Is(err, ErrJournalConflict):
+					e.drop(p, err)
+					continue
+				case errors.Is(err, ErrBusDown):
+					// Its checkpoint could not be written: held, not
+					// failed. A new slice number, as this one's may have
+					// been sent already.
+					e.holdForBus(p, now, err)
+				case err != nil:
 					e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
 				}
+				// A slice that placed children wrote their intents, which
+				// is all a restart needs; a change of state is written here.
+				if p.state != before {
+					e.keep(ctx, p)
+				}
 				e.publish(p)
+				d.slices.Add(1)
 			}
 		}
+		e.flushLoop(ctx)
 		e.sweep()
 
 	}
+}
+
+// drop lets a parent go that another engine has taken over: it is not
+// ended (the other engine works it), and no more is placed or written for
+// it here. The loop's sweep removes it.
+func (e *Engine) drop(p *parent, why error) {
+	if p.moved {
+		return
+	}
+	p.moved = true
+	e.log.Warn().Str("parent", p.spec.ID).Err(why).Msg("another engine works this parent now; this one lets it go")
+}
+
+// Lost tells the engine that it lost a parent's lease: the parent is let
+// go at once (a slice already under way is stopped by the checkpoint's
+// revision check before it places anything).
+func (e *Engine) Lost(ctx context.Context, id string) error {
+	return e.do(ctx, func(context.Context) error {
+		if p, ok := e.desk.parents[id]; ok && !p.state.Terminal() {
+			e.drop(p, ErrLeaseHeld)
+			e.sweep()
+		}
+		return nil
+	})
+}
+
+// checkpointAll writes every live parent's checkpoint as the loop stops,
+// after a last flush: a service stopped in good order leaves nothing open,
+// so its restart needs no venue to answer for children it recorded.
+func (e *Engine) checkpointAll(ctx context.Context) {
+	if e.journal == nil {
+		return
+	}
+	if err := e.flushLoop(context.WithoutCancel(ctx)); err != nil {
+		return // what was not stored stays open in the checkpoints
+	}
+	for _, p := range e.desk.order {
+		if p.moved {
+			continue
+		}
+		p.flushed()
+		if err := e.save(ctx, p); err != nil {
+			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("checkpoint at shutdown failed; a restart asks the venues for its open children")
+			continue // its lease expires: by then the checkpoint is what it is
+		}
+		if e.leases != nil {
+			// Let go at once: a restart, or another engine, takes it
+			// without waiting for the lease to expire.
+			if err := e.leases.Release(context.WithoutCancel(ctx), p.spec.ID); err != nil {
+				e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("lease not released at shutdown; it expires")
+			}
+		}
+	}
+}
+
+// keep checkpoints a parent from the serving loop. A parent whose state
+// cannot be kept stops: failed, as a parent whose fills cannot be
+// published does; one that another engine took over (ErrJournalConflict)
+// stops all the same, and its own record says why.
+func (e *Engine) keep(ctx context.Context, p *parent) {
+	err := e.save(ctx, p)
+	if errors.Is(err, ErrJournalConflict) {
+		e.drop(p, err)
+		return
+	}
+	if errors.Is(err, ErrBusDown) {
+		// Written when the bus is back (busUp); nothing is placed before.
+		e.desk.busDown, p.unsaved = true, true
+		return
+	}
+	p.unsaved = false
+	if err == nil && p.state.Terminal() && e.leases != nil {
+		if err := e.leases.Release(ctx, p.spec.ID); err != nil {
+			e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's lease was not released; it expires")
+		}
+	}
+	if err == nil || p.state.Terminal() {
+		if err != nil {
+			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's checkpoint could not be written")
+		}
+		return
+	}
+	e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("checkpoint failed; the parent stops")
+	e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
+	if err := e.save(ctx, p); err != nil {
+		e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the failed parent's checkpoint could not be written")
+	}
+}
+
+// Adopt takes over a parent from its checkpoint (a restarted service, or
+// an engine taking over another's): one that ended becomes a status and a
+// taken id; one still working is restored (its open children go to the
+// venues first, by client id) and worked from its next slice. s is the
+// spec as the caller built it again from cp.Origin.
+func (e *Engine) Adopt(ctx context.Context, s ParentSpec, cp Checkpoint) (Status, error) {
+	var st Status
+	err := e.do(ctx, func(lctx context.Context) error {
+		if _, dup := e.desk.parents[s.ID]; dup || e.desk.ended[s.ID] {
+			return fmt.Errorf("%w: %s", ErrDuplicateParent, s.ID)
+		}
+		if state, ok := ParseState(cp.State); ok && state.Terminal() {
+			st = checkpointStatus(s, cp)
+			e.desk.ended[s.ID] = true
+			e.desk.mu.Lock()
+			e.desk.status[s.ID] = st
+			e.desk.mu.Unlock()
+			return nil
+		}
+		if e.leases != nil {
+			if err := e.leases.Acquire(lctx, s.ID); err != nil {
+				return err
+			}
+		}
+		p, err := e.restore(lctx, s, cp, false)
+		if err == nil {
+			// The journal learns this engine's revision; a checkpoint
+			// written since cp was read (its owner not yet stopped) makes
+			// it a conflict, and the parent stays the other's.
+			err = e.save(lctx, p)
+		}
+		if err != nil {
+			if e.leases != nil {
+				_ = e.leases.Release(lctx, s.ID)
+			}
+			return err
+		}
+		if now := e.clk.Now(); p.next.Before(now) {
+			p.next = now
+		}
+		e.desk.parents[s.ID] = p
+		e.desk.order = append(e.desk.order, p)
+		st = e.publish(p)
+		e.log.Info().Str("parent", s.ID).Str("state", cp.State).Stringer("filled", p.filled).Int("open_children", len(p.open)).
+			Msg("adopted from its checkpoint; open children are asked for at the venues first")
+		return nil
+	})
+	return st, err
+}
+
+// checkpointStatus is an ended parent's status from its checkpoint.
+func checkpointStatus(s ParentSpec, cp Checkpoint) Status {
+	state, _ := ParseState(cp.State)
+	sum := Summary{ParentID: s.ID, State: state, Reason: cp.Reason, Side: s.Side, Symbol: s.Symbol, Qty: s.Qty,
+		Filled: cp.Filled, Notional: cp.Notional, Fees: cp.Fees, ArrivalPrice: cp.ArrivalPrice, MaxParticipation: cp.MaxPart,
+		ChildOrders: cp.Children, Fills: cp.Fills, Rejections: cp.Rejects, OtherFees: cp.OtherFees, Venues: cp.Venues}
+	names := make([]string, len(cp.Venues))
+	for i, v := range cp.Venues {
+		names[i] = v.Venue
+	}
+	return Status{Summary: sum, Strategy: s.Strategy, Start: s.Start, End: cp.End, LimitPrice: cp.LimitPrice,
+		BandBps: cp.BandBps, MaxParticipation: cp.MaxParticipation, VenueNames: names, Target: cp.Target, Updated: cp.Saved}
+}
+
+// flushLoop flushes the bus from the serving loop. What cannot be stored
+// (the bus is down) is kept by the publisher and sent again at the next
+// flush; meanwhile the loop places nothing (busUp). No parent fails for
+// it: a lost connection must not end an order, nor lose its fills.
+func (e *Engine) flushLoop(ctx context.Context) error {
+	f, ok := e.pub.(Flusher)
+	if !ok {
+		return nil
+	}
+	fs := f.Flush(context.WithoutCancel(ctx))
+	d := e.desk
+	if len(fs) > 0 {
+		if !d.busDown {
+			e.log.Error().Err(fs[0].Err).Int("unstored", len(fs)).
+				Msg("the bus does not store what the engine publishes: nothing is placed until it does; the messages are kept")
+		}
+		d.busDown = true
+		return fmt.Errorf("%w: %d messages kept for later: %v", ErrBusDown, len(fs), fs[0].Err)
+	}
+	if d.busDown {
+		e.log.Warn().Msg("the bus stores again: trading resumes")
+	}
+	d.busDown = false
+	return nil
+}
+
+// busUp flushes what the bus could not store before, if anything, and
+// checkpoints the parents whose checkpoint could not be written; it
+// reports whether the bus is up.
+func (e *Engine) busUp(ctx context.Context) bool {
+	d := e.desk
+	if !d.busDown {
+		return true
+	}
+	if e.flushLoop(ctx) != nil {
+		return false
+	}
+	for _, p := range d.order {
+		if p.unsaved {
+			e.keep(ctx, p)
+		}
+	}
+	return !d.busDown
+}
+
+// holdForBus holds a parent whose slice stopped because the bus is down.
+func (e *Engine) holdForBus(p *parent, now time.Time, why error) {
+	if !e.desk.busDown {
+		e.log.Error().Str("parent", p.spec.ID).Err(why).Msg("the bus is down: nothing is placed until it is back")
+	}
+	e.desk.busDown = true
+	p.unsaved = true
+	p.slice++
+	p.next = now.Add(p.spec.SliceInterval)
 }
 
 // sweep drops ended parents from the loop's working set; their last
@@ -163,6 +425,13 @@ func (e *Engine) sweep() {
 	d := e.desk
 	live := d.order[:0]
 	for _, p := range d.order {
+		if p.moved {
+			delete(d.parents, p.spec.ID)
+			d.mu.Lock()
+			delete(d.status, p.spec.ID)
+			d.mu.Unlock()
+			continue
+		}
 		if p.state.Terminal() {
 			delete(d.parents, p.spec.ID)
 			d.ended[p.spec.ID] = true
@@ -206,7 +475,16 @@ func (e *Engine) do(ctx context.Context, fn func(ctx context.Context) error) err
 	}
 	done := make(chan error, 1)
 	select {
-	case d.cmds <- func(lctx context.Context) { done <- fn(lctx) }:
+	case d.cmds <- func(lctx context.Context) {
+		err := fn(lctx)
+		// What the command published is stored before it is answered; if
+		// the bus is down, it is kept and stored when the bus is back,
+		// and the answer says so.
+		if ferr := e.flushLoop(lctx); err == nil {
+			err = ferr
+		}
+		done <- err
+	}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-stopped:
@@ -246,6 +524,20 @@ func (e *Engine) Submit(ctx context.Context, s ParentSpec) (Status, error) {
 		}
 		if now := e.clk.Now(); p.next.Before(now) {
 			p.next = now // a start in the past begins at once
+		}
+		// Leased and checkpointed before it is accepted: an order the
+		// client was told exists survives a restart, on this engine or
+		// another.
+		if e.leases != nil {
+			if err := e.leases.Acquire(lctx, s.ID); err != nil {
+				return err
+			}
+		}
+		if err := e.save(lctx, p); err != nil {
+			if e.leases != nil {
+				_ = e.leases.Release(lctx, s.ID)
+			}
+			return err
 		}
 		e.desk.parents[s.ID] = p
 		e.desk.order = append(e.desk.order, p)
@@ -325,6 +617,7 @@ func (e *Engine) KillAll(ctx context.Context, reason string) ([]Status, error) {
 			if err := e.finish(lctx, p, e.clk.Now(), Cancelled, "kill switch: "+reason); err != nil {
 				errs = append(errs, fmt.Errorf("parent %s: %w", p.spec.ID, err))
 			}
+			e.keep(lctx, p)
 			out = append(out, e.publish(p))
 		}
 		e.sweep()
@@ -380,6 +673,7 @@ func (e *Engine) command(ctx context.Context, id string, fn func(ctx context.Con
 			return fmt.Errorf("%w: %s is %s", ErrParentEnded, id, p.state)
 		}
 		err := fn(lctx, p)
+		e.keep(lctx, p)
 		st = e.publish(p)
 		if p.state.Terminal() {
 			e.sweep()
@@ -461,6 +755,30 @@ func (e *Engine) Status(id string) (Status, bool) {
 	defer e.desk.mu.Unlock()
 	st, ok := e.desk.status[id]
 	return st, ok
+}
+
+// LoopCPU returns the CPU time the serving loop has spent (its thread's
+// clock, so the bus, recorder and API are not in it) and how many slices
+// it has worked; ok is false where the platform does not measure a
+// thread's CPU.
+func (e *Engine) LoopCPU() (cpu time.Duration, slices int64, ok bool) {
+	d := e.desk
+	return time.Duration(d.loopCPU.Load()), d.slices.Load(), d.cpuKnown.Load()
+}
+
+// Behind counts the parents still working (neither ended nor paused)
+// whose last slice or command came before t: how far the loop lags the
+// clock. It copies nothing, so a monitor may ask often.
+func (e *Engine) Behind(t time.Time) int {
+	e.desk.mu.Lock()
+	defer e.desk.mu.Unlock()
+	n := 0
+	for _, st := range e.desk.status {
+		if !st.State.Terminal() && st.State != Paused && st.Updated.Before(t) {
+			n++
+		}
+	}
+	return n
 }
 
 // Statuses returns every parent's status, by start time then id.

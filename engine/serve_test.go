@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/shopspring/decimal"
 
 	"github.com/blockexec/blockexec/bus"
 	"github.com/blockexec/blockexec/clock"
@@ -380,5 +381,153 @@ func TestServe_PingAnswersWhileServing(t *testing.T) {
 	s := serveRig(t)
 	if err := s.eng.Ping(context.Background()); err != nil {
 		t.Fatalf("ping: %v", err)
+	}
+}
+
+func TestServe_BehindCountsWorkingParentsNotYetSliced(t *testing.T) {
+	s := serveRig(t)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.eng.Submit(ctx, serveSpec(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.step(t, "a", "b")
+	now := s.clk.Now()
+	if n := s.eng.Behind(now); n != 0 {
+		t.Fatalf("both sliced at %s, yet %d behind", now.Format(time.Kitchen), n)
+	}
+	if n := s.eng.Behind(now.Add(time.Second)); n != 2 {
+		t.Fatalf("a second later: %d behind, want 2", n)
+	}
+	if _, err := s.eng.Pause(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	// A paused parent is not behind, and neither is an ended one.
+	if n := s.eng.Behind(now.Add(time.Hour)); n != 1 {
+		t.Fatalf("b paused: %d behind, want 1", n)
+	}
+	if _, err := s.eng.Cancel(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.eng.Behind(now.Add(time.Hour)); n != 0 {
+		t.Fatalf("a cancelled, b paused: %d behind, want 0", n)
+	}
+}
+
+// With a queuing bus, what a slice or a command published is stored by the
+// end of its round or before the command is answered. While the bus is
+// down the engine places nothing and keeps what it published; no parent
+// fails for it, and when the bus is back, everything is stored and
+// trading resumes.
+func TestServe_AQueuingBusIsFlushedAndHeldWhileDown(t *testing.T) {
+	clk := clock.NewManual(t0)
+	v := newFake("v", clk, "5")
+	q := &queuePub{mem: &memPub{}}
+	kill := risk.NewKillSwitch(false)
+	e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, q, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitServing(t, e)
+	s := service{clk: clk, eng: e, v: v, pub: q.mem}
+	for _, id := range []string{"a", "b"} {
+		if _, err := e.Submit(context.Background(), serveSpec(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.step(t, "a", "b")
+	// A command is a barrier: the rounds before it and the command itself
+	// are flushed by the time it is answered.
+	if _, err := e.Pause(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if n := q.queued(); n != 0 {
+		t.Fatalf("%d messages still queued after a command", n)
+	}
+	if len(q.mem.fills) == 0 || len(q.mem.kinds(bus.KindPaused)) != 1 {
+		t.Fatalf("stored %d fills and %d paused events", len(q.mem.fills), len(q.mem.kinds(bus.KindPaused)))
+	}
+	if _, err := e.Resume(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The bus goes down: the round's messages are kept, nothing more is
+	// placed, and no parent fails for it.
+	q.mu.Lock()
+	q.down = true
+	q.mu.Unlock()
+	s.clk.Advance(time.Minute)
+	waitFlushes(t, q, 1)
+	v.mu.Lock()
+	placed := len(v.placed)
+	v.mu.Unlock()
+	for i := 0; i < 3; i++ {
+		s.clk.Advance(time.Minute)
+		waitFlushes(t, q, 1)
+	}
+	v.mu.Lock()
+	if n := len(v.placed); n != placed {
+		t.Fatalf("%d children placed while the bus was down", n-placed)
+	}
+	v.mu.Unlock()
+	for _, id := range []string{"a", "b"} {
+		if st, _ := e.Status(id); st.State != Working {
+			t.Fatalf("%s is %s while the bus is down", id, st.State)
+		}
+	}
+	kept := q.queued()
+	if kept == 0 {
+		t.Fatal("nothing kept while the bus was down")
+	}
+
+	// Back: what was kept is stored, and trading resumes.
+	q.mu.Lock()
+	q.down = false
+	q.mu.Unlock()
+	s.step(t, "a", "b")
+	if n := q.queued(); n != 0 {
+		t.Fatalf("%d messages still kept after the bus came back", n)
+	}
+	v.mu.Lock()
+	if len(v.placed) == placed {
+		t.Fatal("nothing placed after the bus came back")
+	}
+	v.mu.Unlock()
+	stored := decimal.Zero
+	for _, f := range q.mem.fills {
+		stored = stored.Add(f.Qty)
+	}
+	a, _ := e.Status("a")
+	b, _ := e.Status("b")
+	if !stored.Equal(a.Filled.Add(b.Filled)) {
+		t.Fatalf("stored fills add up to %s, the parents filled %s", stored, a.Filled.Add(b.Filled))
+	}
+}
+
+// waitFlushes waits (bounded) until the loop has flushed n more times.
+func waitFlushes(t *testing.T, q *queuePub, n int) {
+	t.Helper()
+	q.mu.Lock()
+	want := q.flushes + n
+	q.mu.Unlock()
+	for i := 0; ; i++ {
+		q.mu.Lock()
+		got := q.flushes
+		q.mu.Unlock()
+		if got >= want {
+			return
+		}
+		if i > 5000 {
+			t.Fatalf("%d flushes, want %d", got, want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/blockexec/blockexec/bus"
+	"github.com/blockexec/blockexec/engine/failpoint"
 	"github.com/blockexec/blockexec/market"
 	"github.com/blockexec/blockexec/risk"
 	"github.com/blockexec/blockexec/venues"
@@ -45,41 +47,85 @@ type parent struct {
 	tally    map[string]*VenueTally
 	ours     map[string]*fillLog
 	pending  []pendingChild // children of unknown outcome
+	open     []openChild    // children whose record may not be on the bus yet (the checkpoint's)
+	// unflushed are the events since the bus was last flushed, kept in the
+	// checkpoint and published again (same sequence) after a restart.
+	unflushed []bus.EventMsg
+	origin    []byte // the caller's description, kept in the checkpoint
+	// seqReserved is the event sequence the last checkpoint reserved up to.
+	seqReserved int64
+	// moved: another engine took the parent over (its lease or checkpoint
+	// changed hands); this one drops it without ending it.
+	moved bool
+	// unsaved: its last checkpoint could not be written (the bus is down);
+	// written again before anything is placed.
+	unsaved bool
 	// otherFees are fees charged in another asset than the quote, by asset.
 	otherFees map[string]decimal.Decimal
 }
 
 // fillLog is our filled quantity on one venue over time, for participation
-// windows. Times only grow.
+// windows. It keeps running totals, so a window's sum is two binary
+// searches and one subtraction however many fills the log holds: the
+// engine's log (every parent's fills on a venue) is summed once per
+// parent per slice.
 type fillLog struct {
-	at   []time.Time
-	qty  []decimal.Decimal
-	keep time.Duration // entries older than this before the newest are dropped; zero keeps all
+	at   []time.Time       // non-decreasing
+	cum  []decimal.Decimal // cum[i] = base + qty of entries 0..i
+	base decimal.Decimal   // the total of the entries dropped from the front
+	keep time.Duration     // entries older than this before the newest are dropped; zero keeps all
 }
 
 func (l *fillLog) add(t time.Time, q decimal.Decimal) {
-	l.at = append(l.at, t)
-	l.qty = append(l.qty, q)
+	n := len(l.at)
+	if n > 0 && t.Before(l.at[n-1]) {
+		// A fill stamped before the newest (a venue's clock): insert it in
+		// order and carry it into every later total.
+		i := sort.Search(n, func(i int) bool { return l.at[i].After(t) })
+		prev := l.base
+		if i > 0 {
+			prev = l.cum[i-1]
+		}
+		l.at = slices.Insert(l.at, i, t)
+		l.cum = slices.Insert(l.cum, i, prev.Add(q))
+		for j := i + 1; j <= n; j++ {
+			l.cum[j] = l.cum[j].Add(q)
+		}
+	} else {
+		last := l.base
+		if n > 0 {
+			last = l.cum[n-1]
+		}
+		l.at = append(l.at, t)
+		l.cum = append(l.cum, last.Add(q))
+	}
 	// Only a trailing window is ever summed: drop what no window reaches,
 	// so a long-running parent's log stays small.
-	if l.keep > 0 && len(l.at) > 64 && t.Sub(l.at[0]) > l.keep {
-		i := sort.Search(len(l.at), func(i int) bool { return t.Sub(l.at[i]) <= l.keep })
+	if newest := l.at[len(l.at)-1]; l.keep > 0 && len(l.at) > 64 && newest.Sub(l.at[0]) > l.keep {
+		i := sort.Search(len(l.at), func(i int) bool { return newest.Sub(l.at[i]) <= l.keep })
+		l.base = l.cum[i-1]
 		n := copy(l.at, l.at[i:])
-		copy(l.qty, l.qty[i:])
-		clear(l.qty[n:])
-		l.at, l.qty = l.at[:n], l.qty[:n]
+		copy(l.cum, l.cum[i:])
+		clear(l.cum[n:])
+		l.at, l.cum = l.at[:n], l.cum[:n]
 	}
+}
+
+// total returns the running total of the entries at or before t.
+func (l *fillLog) total(t time.Time) decimal.Decimal {
+	i := sort.Search(len(l.at), func(i int) bool { return l.at[i].After(t) })
+	if i == 0 {
+		return l.base
+	}
+	return l.cum[i-1]
 }
 
 // sum returns our quantity with from < t ≤ to.
 func (l *fillLog) sum(from, to time.Time) decimal.Decimal {
-	s := decimal.Zero
-	for i := len(l.at) - 1; i >= 0 && l.at[i].After(from); i-- {
-		if !l.at[i].After(to) {
-			s = s.Add(l.qty[i])
-		}
+	if len(l.at) == 0 || !to.After(from) || !l.at[len(l.at)-1].After(from) {
+		return decimal.Zero
 	}
-	return s
+	return l.total(to).Sub(l.total(from))
 }
 
 func (p *parent) summary() Summary {
@@ -112,6 +158,8 @@ func (e *Engine) move(p *parent, to State, reason string) {
 
 // tick runs one slice of a parent at now.
 func (e *Engine) tick(ctx context.Context, p *parent, now time.Time) error {
+	// The last round's records were flushed at its end.
+	p.flushed()
 	if p.state == Accepted {
 		if err := e.start(ctx, p, now); err != nil {
 			return err
@@ -276,7 +324,9 @@ func (e *Engine) work(ctx context.Context, p *parent, now time.Time, shortfall d
 	share := p.spec.MaxVenueShare
 	alloc := roundAlloc(p.spec.Side, shortfall, share, quotes, split(p.spec.Side, shortfall, share, quotes))
 	alloc = avoidDust(p.spec.Side, p.spec.Qty.Sub(p.filled), quotes, alloc)
-	placed := decimal.Zero
+	// Size and check every child first, then write their intents in one
+	// checkpoint, then place them.
+	var plan []plannedChild
 	for i, q := range quotes {
 		if alloc[i].Sign() <= 0 {
 			if r := q.idle(p.spec.Side, windows[q.venue]); r != "" {
@@ -284,14 +334,27 @@ func (e *Engine) work(ctx context.Context, p *parent, now time.Time, shortfall d
 			}
 			continue
 		}
-		sent, reason, err := e.child(ctx, p, now, q, alloc[i], windows[q.venue])
+		c, reason, err := e.child(ctx, p, now, q, alloc[i], windows[q.venue])
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			short(q.venue, "%s", reason)
+		}
+		if c.req.ClientID != "" {
+			plan = append(plan, c)
+		}
+	}
+	if err := e.intend(ctx, p, now, plan); err != nil {
+		return err
+	}
+	placed := decimal.Zero
+	for _, c := range plan {
+		sent, err := e.send(ctx, p, now, c)
 		if err != nil {
 			return err
 		}
 		placed = placed.Add(sent)
-		if reason != "" {
-			short(q.venue, "%s", reason)
-		}
 	}
 	if shortfall.Sub(placed).LessThan(p.lot()) {
 		return nil // rounding to the venues' steps: the next slice carries it
@@ -336,19 +399,27 @@ func (q venueQuote) idle(side market.Side, w risk.Window) string {
 	return ""
 }
 
-// child sizes, prices, checks and places one venue's share of a slice. It
-// returns the quantity sent, or why nothing was (a refusal by risk or the
-// venue is a child_rejected event instead).
+// plannedChild is one venue's child of a slice, sized, priced and passed
+// by risk, not yet placed.
+type plannedChild struct {
+	q   venueQuote
+	req market.OrderRequest
+}
+
+// child sizes, prices and checks one venue's share of a slice. It returns
+// the child to place, or why there is none (a refusal by risk is a
+// child_rejected event instead); the reason also says when a cap held the
+// child below its share.
 func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuote, want decimal.Decimal,
-	w risk.Window) (decimal.Decimal, string, error) {
+	w risk.Window) (plannedChild, string, error) {
 	side := p.spec.Side
 	qty := q.inst.Quantity(want)
 	if qty.Sign() <= 0 || qty.LessThan(q.inst.MinQty) {
-		return decimal.Zero, fmt.Sprintf("%s is below the minimum quantity %s on the step %s", want, q.inst.MinQty, q.inst.Step), nil
+		return plannedChild{}, fmt.Sprintf("%s is below the minimum quantity %s on the step %s", want, q.inst.MinQty, q.inst.Step), nil
 	}
 	price, _, ok := q.book.Reach(side, qty, q.limit)
 	if !ok {
-		return decimal.Zero, fmt.Sprintf("the book cannot take %s inside the limit %s", qty, q.limit), nil
+		return plannedChild{}, fmt.Sprintf("the book cannot take %s inside the limit %s", qty, q.limit), nil
 	}
 	capped := ""
 	if p.spec.MaxChildNotional.Sign() > 0 && price.Mul(qty).GreaterThan(p.spec.MaxChildNotional) {
@@ -357,45 +428,70 @@ func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuo
 	}
 	if n := price.Mul(qty); n.LessThan(q.inst.MinNotional) {
 		// Dust: it stays in the schedule and is reported if never placed.
-		return decimal.Zero, fmt.Sprintf("%s at %s is %s, below the minimum notional %s", qty, price, n, q.inst.MinNotional), nil
+		return plannedChild{}, fmt.Sprintf("%s at %s is %s, below the minimum notional %s", qty, price, n, q.inst.MinNotional), nil
 	}
 	req := market.OrderRequest{Symbol: p.spec.Symbol, Side: side, Price: price, Qty: qty, TIF: market.IOC,
 		ClientID: ChildID(p.spec.ID, p.slice, q.venue, 0, p.idRule[q.venue])}
 	if rej := e.checker.Check(p.limits, risk.Child{Venue: q.venue, Instrument: q.inst, Req: req, Window: w}); rej != nil {
-		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, rej.Check, rej.Reason)
+		return plannedChild{}, "", e.reject(ctx, p, now, q.venue, req, rej.Check, rej.Reason)
 	}
+	return plannedChild{q: q, req: req}, capped, nil
+}
+
+// send places a planned child whose intent is checkpointed, and records
+// the outcome. It returns the quantity sent (a child of unknown outcome
+// counts as sent; a refusal by the venue is a child_rejected event).
+func (e *Engine) send(ctx context.Context, p *parent, now time.Time, c plannedChild) (decimal.Decimal, error) {
+	q, req := c.q, c.req
+	failpoint.Hit("before-place")
 	v := e.venueOf(p, q.venue)
 	ord, fills, err := e.place(ctx, v, req)
+	failpoint.Hit("after-place")
 	switch {
 	case venues.IsReject(err):
-		return decimal.Zero, "", e.reject(ctx, p, now, q.venue, req, "venue", err.Error())
+		return decimal.Zero, e.reject(ctx, p, now, q.venue, req, "venue", err.Error())
 	case err != nil:
 		e.venueFailed(q.venue, now, p.spec.SliceInterval, "place: "+err.Error())
-		return qty, "", e.markUnknown(ctx, p, now, q.venue, req, err)
+		return req.Qty, e.markUnknown(ctx, p, now, q.venue, req, err)
 	}
-	return qty, capped, e.recordChild(ctx, p, now, v, req, ord, fills)
+	mid, _ := q.book.Mid()
+	return req.Qty, e.recordChild(ctx, p, now, v, req, ord, fills, mid)
 }
 
 // recordChild books a child the venue holds: its fills, then its events.
 func (e *Engine) recordChild(ctx context.Context, p *parent, now time.Time, v Venue, req market.OrderRequest,
-	ord market.Order, fills []market.Fill) error {
+	ord market.Order, fills []market.Fill, mid decimal.Decimal) error {
 	p.childs++
 	e.venueOK(v.Name())
+	oc := p.opened(req.ClientID)
 	for _, f := range fills {
-		if err := e.record(ctx, p, f); err != nil {
+		if oc != nil && oc.counted(f) {
+			continue // counted before a restart, and published again then
+		}
+		if len(fills) > 1 {
+			failpoint.Hit("mid-fill")
+		}
+		msg, err := e.record(ctx, p, f)
+		if oc != nil {
+			oc.fills = append(oc.fills, msg)
+		}
+		if err != nil {
 			return err
 		}
+	}
+	if oc != nil {
+		oc.recorded = true
 	}
 	if len(fills) > 0 {
 		e.observeParticipation(ctx, p, v, now)
 	}
 	info := &bus.ChildInfo{ClientID: req.ClientID, Venue: v.Name(), Side: req.Side.String(), Price: req.Price, Qty: req.Qty,
-		TIF: req.TIF.String(), Filled: ord.Filled, Status: ord.Status.String()}
-	if err := e.emit(ctx, p, now, bus.KindChildPlaced, func(m *bus.EventMsg) { m.Child = info }); err != nil {
+		TIF: req.TIF.String(), Filled: ord.Filled, Status: ord.Status.String(), Mid: mid}
+	if err := e.emitAt(ctx, p, now, bus.KindChildPlaced, p.childSeq(req.ClientID, slotOutcome), func(m *bus.EventMsg) { m.Child = info }); err != nil {
 		return err
 	}
 	if (ord.Status == market.Expired || ord.Status == market.Canceled) && ord.Remaining().Sign() > 0 {
-		return e.emit(ctx, p, now, bus.KindChildCancelled, func(m *bus.EventMsg) { m.Child = info })
+		return e.emitAt(ctx, p, now, bus.KindChildCancelled, p.childSeq(req.ClientID, slotCancelled), func(m *bus.EventMsg) { m.Child = info })
 	}
 	return nil
 }
@@ -494,7 +590,7 @@ func (p *parent) quote() string {
 // in the quote asset count against the proceeds; a fee charged in another
 // asset (BNB, or the base asset on a buy) is kept apart: it cannot be added
 // to quote without a price.
-func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) error {
+func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) (bus.FillMsg, error) {
 	t := p.tally[f.Venue]
 	n := f.Notional()
 	fee := f.Fee
@@ -511,13 +607,13 @@ func (e *Engine) record(ctx context.Context, p *parent, f market.Fill) error {
 	msg := bus.FillMsg{Schema: bus.FillSchema, ParentID: p.spec.ID, ClientID: f.ClientID, OrderID: f.OrderID,
 		Venue: f.Venue, TradeID: f.TradeID, Symbol: f.Symbol, Side: f.Side.String(), Price: f.Price, Qty: f.Qty,
 		Fee: f.Fee, FeeAsset: f.FeeAsset, Liquidity: f.Liquidity.String(), Time: f.Time}
-	return retry(func() error { return e.pub.PublishFill(ctx, msg) })
+	return msg, retry(func() error { return e.pub.PublishFill(ctx, msg) })
 }
 
 func (e *Engine) reject(ctx context.Context, p *parent, now time.Time, venue string, req market.OrderRequest, check, reason string) error {
 	p.rejects++
 	e.log.Debug().Str("parent", p.spec.ID).Str("venue", venue).Str("check", check).Str("reason", reason).Msg("child rejected")
-	return e.emit(ctx, p, now, bus.KindChildRejected, func(m *bus.EventMsg) {
+	return e.emitAt(ctx, p, now, bus.KindChildRejected, p.childSeq(req.ClientID, slotOutcome), func(m *bus.EventMsg) {
 		m.Rejection = &bus.RejectionInfo{Venue: venue, Check: check, Reason: reason, Price: req.Price, Qty: req.Qty}
 	})
 }
@@ -563,9 +659,28 @@ func (e *Engine) finish(ctx context.Context, p *parent, now time.Time, to State,
 }
 
 func (e *Engine) emit(ctx context.Context, p *parent, now time.Time, kind string, fill func(*bus.EventMsg)) error {
-	p.seq++
-	m := bus.EventMsg{Schema: bus.EventSchema, ParentID: p.spec.ID, Kind: kind, Seq: p.seq, Time: now}
+	return e.emitAt(ctx, p, now, kind, 0, fill)
+}
+
+// emitAt publishes an event under seq, a number reserved for it before
+// (a child's slots, see intend), or under the next number when seq is 0.
+func (e *Engine) emitAt(ctx context.Context, p *parent, now time.Time, kind string, seq int64, fill func(*bus.EventMsg)) error {
+	if seq == 0 {
+		if e.journal != nil && p.seq+1 >= p.seqReserved {
+			// A restart numbers its events after the reservation: reserve
+			// more before using the last.
+			if err := e.save(ctx, p); err != nil {
+				return err
+			}
+		}
+		p.seq++
+		seq = p.seq
+	}
+	m := bus.EventMsg{Schema: bus.EventSchema, ParentID: p.spec.ID, Kind: kind, Seq: seq, Time: now}
 	fill(&m)
+	if e.journal != nil {
+		p.unflushed = append(p.unflushed, m)
+	}
 	return retry(func() error { return e.pub.PublishEvent(ctx, m) })
 }
 

@@ -86,7 +86,7 @@ func (e *Engine) settle(ctx context.Context, p *parent, now time.Time) error {
 			e.log.Debug().Str("parent", p.spec.ID).Str("child", c.req.ClientID).Err(err).Msg("child outcome still unknown")
 			kept = append(kept, c)
 		case found:
-			if err := e.recordChild(ctx, p, now, v, c.req, ord, fills); err != nil {
+			if err := e.recordChild(ctx, p, now, v, c.req, ord, fills, decimal.Zero); err != nil {
 				keepRest()
 				return err
 			}
@@ -95,6 +95,9 @@ func (e *Engine) settle(ctx context.Context, p *parent, now time.Time) error {
 		case now.Sub(c.since) < p.spec.SliceInterval:
 			kept = append(kept, c) // an order in flight may still arrive
 		default:
+			if oc := p.opened(c.req.ClientID); oc != nil {
+				oc.recorded = true // its outcome is known: nothing to record
+			}
 			if err := e.reject(ctx, p, now, c.venue, c.req, "venue", "not at the venue after an unknown outcome: never placed"); err != nil {
 				keepRest()
 				return err
@@ -123,5 +126,5 @@ func (e *Engine) markUnknown(ctx context.Context, p *parent, now time.Time, venu
 		Msg("child outcome unknown; its quantity is held back until the venue answers")
 	info := &bus.ChildInfo{ClientID: req.ClientID, Venue: venue, Side: req.Side.String(), Price: req.Price, Qty: req.Qty,
 		TIF: req.TIF.String(), Filled: decimal.Zero, Status: "unknown"}
-	return e.emit(ctx, p, now, bus.KindChildUnknown, func(m *bus.EventMsg) { m.Child = info })
+	return e.emitAt(ctx, p, now, bus.KindChildUnknown, p.childSeq(req.ClientID, slotUnknown), func(m *bus.EventMsg) { m.Child = info })
 }

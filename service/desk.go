@@ -39,6 +39,7 @@ type Engine interface {
 	KillState() engine.KillState
 	Status(id string) (engine.Status, bool)
 	Statuses() []engine.Status
+	Adopt(ctx context.Context, s engine.ParentSpec, cp engine.Checkpoint) (engine.Status, error)
 }
 
 // Schedules builds a request's strategy schedule (nil for the engine's
@@ -129,12 +130,16 @@ func (d *Desk) Submit(ctx context.Context, c Caller, req api.OrderRequest) (api.
 		return api.Order{}, false, api.Errorf(http.StatusConflict, api.CodeConflict,
 			"client_order_id %q was used before (it is in the ledger or on the bus); ids are unique for ever", req.ClientOrderID)
 	}
-	spec, aerr := specOf(req, d.clk.Now())
+	now := d.clk.Now()
+	spec, aerr := specOf(req, now)
 	if aerr != nil {
 		return api.Order{}, false, aerr
 	}
 	if spec.Schedule, err = d.schedules.Schedule(req, spec); err != nil {
 		return api.Order{}, false, api.BadField("strategy", "%v", err)
+	}
+	if spec.Origin, err = json.Marshal(origin{Client: c.Client, Request: req, Submitted: now}); err != nil {
+		return api.Order{}, false, api.Errorf(http.StatusInternalServerError, api.CodeInternal, "encode the origin: %v", err)
 	}
 	// Hold the id while the engine accepts, so a concurrent duplicate waits
 	// for the answer instead of racing it.
@@ -158,6 +163,59 @@ func (d *Desk) Submit(ctx context.Context, c Caller, req api.OrderRequest) (api.
 		return api.Order{}, false, engineError(err)
 	}
 	return d.order(st), true, nil
+}
+
+// origin is what an order's checkpoint keeps of its submission: enough to
+// build its spec and schedule again, and to answer a resubmission, after a
+// restart.
+type origin struct {
+	Client    string           `json:"client"`
+	Request   api.OrderRequest `json:"request"`
+	Submitted time.Time        `json:"submitted"`
+}
+
+// Recover takes back the orders of a previous run of the service from
+// their checkpoints: each becomes the engine's again (a working one goes on
+// from where it stood) and stays its client's, with its request, so a
+// resubmission gets the same order. It returns how many it took back and
+// why any other could not be.
+func (d *Desk) Recover(ctx context.Context, cps []engine.Checkpoint) (int, []error) {
+	var errs []error
+	n := 0
+	for _, cp := range cps {
+		var o origin
+		if err := json.Unmarshal(cp.Origin, &o); err != nil || o.Request.ClientOrderID != cp.ParentID {
+			errs = append(errs, fmt.Errorf("order %s: its checkpoint holds no request this service made (%v)", cp.ParentID, err))
+			continue
+		}
+		spec, aerr := specOf(o.Request, o.Submitted)
+		if aerr != nil {
+			errs = append(errs, fmt.Errorf("order %s: %s", cp.ParentID, aerr.Message))
+			continue
+		}
+		var err error
+		if spec.Schedule, err = d.schedules.Schedule(o.Request, spec); err != nil {
+			errs = append(errs, fmt.Errorf("order %s: strategy: %w", cp.ParentID, err))
+			continue
+		}
+		spec.Origin = cp.Origin
+		hash, err := requestHash(o.Request)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("order %s: %w", cp.ParentID, err))
+			continue
+		}
+		if _, err := d.eng.Adopt(ctx, spec, cp); err != nil {
+			errs = append(errs, fmt.Errorf("order %s: %w", cp.ParentID, err))
+			continue
+		}
+		ready := make(chan struct{})
+		close(ready)
+		d.mu.Lock()
+		d.orders[cp.ParentID] = owned{client: o.Client, hash: hash, ready: ready}
+		d.mu.Unlock()
+		n++
+	}
+	return n, errs
 }
 
 // again answers a submission whose id is taken: a conflict unless it is

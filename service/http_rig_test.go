@@ -531,13 +531,38 @@ func (s *sseStream) events(t *testing.T, until func(bus.EventMsg) bool) []bus.Ev
 	}
 }
 
-func checkSeqs(t *testing.T, evs []bus.EventMsg, from int64) {
+// checkSeqs checks that evs are c-1's events with exactly the sequence
+// numbers want, in order. Numbers have gaps: a child's event numbers are
+// reserved at its intent, whether or not each is used.
+func checkSeqs(t *testing.T, evs []bus.EventMsg, want []int64) {
 	t.Helper()
+	if len(evs) != len(want) {
+		t.Fatalf("%d events %v, want %d: %v", len(evs), seqsOf(evs), len(want), want)
+	}
 	for i, ev := range evs {
-		if ev.Seq != from+int64(i) || ev.ParentID != "c-1" {
-			t.Fatalf("event %d: %s seq %d, want seq %d of c-1", i, ev.Kind, ev.Seq, from+int64(i))
+		if ev.Seq != want[i] || ev.ParentID != "c-1" {
+			t.Fatalf("event %d: %s seq %d of %s, want seq %d of c-1", i, ev.Kind, ev.Seq, ev.ParentID, want[i])
 		}
 	}
+}
+
+func seqsOf(evs []bus.EventMsg) []int64 {
+	out := make([]int64, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Seq
+	}
+	return out
+}
+
+// seqsFrom is the sequence numbers of evs from from on.
+func seqsFrom(evs []bus.EventMsg, from int64) []int64 {
+	var out []int64
+	for _, ev := range evs {
+		if ev.Seq >= from {
+			out = append(out, ev.Seq)
+		}
+	}
+	return out
 }
 
 func (r *httpRig) scrape(t *testing.T) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -388,16 +389,18 @@ func TestHTTP_EventsStreamInOrderAndResumeFromLastEventID(t *testing.T) {
 	defer cancel()
 	r.must(t, http.StatusCreated, http.MethodPost, "/v1/orders", keyATrade, httpOrder("c-1"), nil)
 	r.step(t, "c-1")
-	stored := len(r.store.eventsOf("c-1"))
+	storedEvs := r.store.eventsOf("c-1")
+	stored := len(storedEvs)
 	if stored < 2 {
 		t.Fatalf("%d events after a slice", stored)
 	}
+	last := storedEvs[stored-1].Seq
 
 	// Live: the stored events, a heartbeat, new events as they come, and
 	// the end after done.
 	live := r.openEvents(t, ctx, keyARead, "c-1", "")
-	first := live.events(t, func(ev bus.EventMsg) bool { return ev.Seq == int64(stored) })
-	checkSeqs(t, first, 1)
+	first := live.events(t, func(ev bus.EventMsg) bool { return ev.Seq == last })
+	checkSeqs(t, first, seqsOf(storedEvs))
 	if first[0].Kind != bus.KindAccepted {
 		t.Fatalf("the first event is %s", first[0].Kind)
 	}
@@ -408,7 +411,7 @@ func TestHTTP_EventsStreamInOrderAndResumeFromLastEventID(t *testing.T) {
 	r.must(t, http.StatusOK, http.MethodPost, "/v1/orders/c-1/pause", keyATrade, nil, nil)
 	r.must(t, http.StatusOK, http.MethodPost, "/v1/orders/c-1/cancel", keyATrade, nil, nil)
 	rest := live.events(t, nil) // to the end of the stream
-	checkSeqs(t, rest, int64(stored)+1)
+	checkSeqs(t, rest, seqsFrom(r.store.eventsOf("c-1"), last+1))
 	if len(rest) != 2 || rest[0].Kind != bus.KindPaused || rest[1].Kind != bus.KindDone {
 		t.Fatalf("after the stored events: %+v", rest)
 	}
@@ -416,15 +419,16 @@ func TestHTTP_EventsStreamInOrderAndResumeFromLastEventID(t *testing.T) {
 
 	// From the start again: everything, then the end.
 	all := r.openEvents(t, ctx, keyARead, "c-1", "").events(t, nil)
-	checkSeqs(t, all, 1)
+	checkSeqs(t, all, seqsOf(r.store.eventsOf("c-1")))
 	if len(all) != total {
 		t.Fatalf("%d events replayed, want %d", len(all), total)
 	}
-	// Resumed after seq 2: from 3.
-	resumed := r.openEvents(t, ctx, keyARead, "c-1", "2").events(t, nil)
-	checkSeqs(t, resumed, 3)
+	// Resumed after the second event: from the third on.
+	second := all[1].Seq
+	resumed := r.openEvents(t, ctx, keyARead, "c-1", strconv.FormatInt(second, 10)).events(t, nil)
+	checkSeqs(t, resumed, seqsFrom(all, second+1))
 	if len(resumed) != total-2 {
-		t.Fatalf("%d events after 2, want %d", len(resumed), total-2)
+		t.Fatalf("%d events after the second, want %d", len(resumed), total-2)
 	}
 
 	status, h, b := r.send(t, func() *http.Request {

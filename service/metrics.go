@@ -101,8 +101,10 @@ func (m *Metrics) request(route string, code int, d time.Duration) {
 }
 
 // WrapPublisher counts what the engine publishes, then passes it on. Only
-// what the bus took counts: the engine retries a failed publish, and a
-// retry must not count twice. Marks stays reachable when p has it.
+// what the bus took (stored, or queued by a bus.AsyncPublisher) counts:
+// the engine retries a failed publish, and a retry must not count twice;
+// what a queue could not store after all counts in the publish errors at
+// its Flush. Marks stays reachable when p has it.
 func (m *Metrics) WrapPublisher(p engine.Publisher) engine.Publisher {
 	c := countingPublisher{m: m, next: p}
 	if mk, ok := p.(marker); ok {
@@ -130,6 +132,20 @@ func (p countingPublisher) PublishFill(ctx context.Context, f bus.FillMsg) error
 	p.m.fills.add(1, f.Venue)
 	p.m.filledQty.add(f.Qty.InexactFloat64(), f.Venue, f.Symbol, f.Side)
 	return nil
+}
+
+// Flush passes a flush on to a queuing publisher (nothing to do for
+// another) and counts what could not be stored.
+func (p countingPublisher) Flush(ctx context.Context) []bus.PublishFailure {
+	f, ok := p.next.(engine.Flusher)
+	if !ok {
+		return nil
+	}
+	failed := f.Flush(ctx)
+	for _, pf := range failed {
+		p.m.publishErrors.add(1, pf.Kind)
+	}
+	return failed
 }
 
 func (p countingPublisher) PublishEvent(ctx context.Context, e bus.EventMsg) error {

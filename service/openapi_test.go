@@ -183,7 +183,8 @@ func TestOpenAPI_SchemasMatchTheAPITypesFieldForField(t *testing.T) {
 				}
 			}
 			for tag, f := range fields {
-				omit := strings.Contains(f.Tag.Get("json"), ",omitempty")
+				opts := f.Tag.Get("json")
+				omit := strings.Contains(opts, ",omitempty") || strings.Contains(opts, ",omitzero")
 				switch {
 				case s.request && required[tag] && omit:
 					t.Errorf("%s is required but may be left out (omitempty)", tag)

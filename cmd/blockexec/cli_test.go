@@ -84,7 +84,7 @@ func TestRun_BadConfigNamesFileLineAndField(t *testing.T) {
 }
 
 // TestRun_RefusesParentAlreadyInLedger: running the same file twice into
-// one data dir must not sell twice.
+// one data dir must not sell twice: the parent's checkpoint says it ended.
 func TestRun_RefusesParentAlreadyInLedger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the example twice")
@@ -104,7 +104,7 @@ func TestRun_RefusesParentAlreadyInLedger(t *testing.T) {
 	}
 	err := runCommand(context.Background(), f, &out, &out)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != exitBadConfig || !strings.Contains(err.Error(), "already in the ledger") {
+	if !errors.As(err, &ee) || ee.code != exitBadConfig || !strings.Contains(err.Error(), "already ended (done)") {
 		t.Fatalf("second run: err = %v, want a refusal with exit code %d", err, exitBadConfig)
 	}
 }

@@ -69,10 +69,13 @@ func newJobWith(cfg *configs.Config, logOut io.Writer, o jobOptions) (*job, erro
 		fx.Supply(busOptions(cfg)),
 		bus.Module,
 		fx.Provide(func(p *bus.Publisher) engine.Publisher {
+			// The engine queues its messages and flushes once a round and
+			// after each command, instead of waiting for each one's ack.
+			a := p.Async()
 			if o.wrapPub != nil {
-				return o.wrapPub(p)
+				return o.wrapPub(a)
 			}
-			return p
+			return a
 		}),
 		fx.Supply(settlement.LedgerOptions{Driver: cfg.Ledger.Driver, DSN: cfg.LedgerDSN()}),
 		settlement.Module,
@@ -113,13 +116,8 @@ func killSwitch(cfg *configs.Config) *risk.KillSwitch {
 // the wall clock.
 func newClock(cfg *configs.Config) (clock.Clock, error) {
 	if cfg.Run.Clock == configs.ClockWall {
-		now := clock.Wall{}.Now()
-		for i, p := range cfg.Parents {
-			if !p.End.After(now) {
-				return nil, cfg.FieldError(fmt.Sprintf("parents[%d].start", i),
-					fmt.Sprintf("ends at %s, in the past for clock: wall; use clock: virtual to replay it", p.End.Format(time.RFC3339)))
-			}
-		}
+		// A parent that ends in the past is refused by run, unless it is
+		// an interrupted one resuming (checkWallEnds).
 		return clock.Wall{}, nil
 	}
 	start := cfg.Market.Start
@@ -129,6 +127,22 @@ func newClock(cfg *configs.Config) (clock.Clock, error) {
 		}
 	}
 	return clock.NewVirtual(start), nil
+}
+
+// checkWallEnds refuses, on the wall clock, a parent whose end has passed,
+// unless it is resuming from its checkpoint: that one settles its open
+// children at its venues and ends.
+func checkWallEnds(cfg *configs.Config, now time.Time, resuming map[string]bool) error {
+	if cfg.Run.Clock != configs.ClockWall {
+		return nil
+	}
+	for i, p := range cfg.Parents {
+		if !p.End.After(now) && !resuming[p.ID] {
+			return cfg.FieldError(fmt.Sprintf("parents[%d].start", i),
+				fmt.Sprintf("ends at %s, in the past for clock: wall; use clock: virtual to replay it", p.End.Format(time.RFC3339)))
+		}
+	}
+	return nil
 }
 
 func newLogger(cfg *configs.Config, out io.Writer) (zerolog.Logger, error) {

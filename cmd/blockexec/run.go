@@ -20,6 +20,7 @@ import (
 	"github.com/blockexec/blockexec/bus"
 	"github.com/blockexec/blockexec/configs"
 	"github.com/blockexec/blockexec/engine"
+	"github.com/blockexec/blockexec/engine/kvjournal"
 	"github.com/blockexec/blockexec/settlement"
 )
 
@@ -170,7 +171,29 @@ func (j *job) execute(ctx context.Context, obs engine.Observer) (_ *result, err 
 
 // run works the parents on a started graph and reads the reports back.
 func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
+	// Every parent is checkpointed on the bus (JetStream KeyValue): a run
+	// that was killed resumes where it stood when started again.
+	journal, err := kvjournal.New(ctx, j.conn.JS, 1)
+	if err != nil {
+		return nil, &exitError{exitFailed, err}
+	}
+	j.eng.UseJournal(journal)
+	resuming := map[string]bool{}
 	for i, p := range j.cfg.Parents {
+		cp, found, err := journal.Load(ctx, p.ID)
+		if err != nil {
+			return nil, &exitError{exitFailed, err}
+		}
+		if st, _ := engine.ParseState(cp.State); found && st.Terminal() {
+			return nil, &exitError{exitBadConfig, j.cfg.FieldError(fmt.Sprintf("parents[%d].id", i),
+				fmt.Sprintf("parent %q already ended (%s) on this NATS server; use a new id or another --data-dir", p.ID, cp.State))}
+		}
+		if found {
+			j.log.Warn().Str("parent", p.ID).Str("state", cp.State).Stringer("filled", cp.Filled).
+				Time("checkpoint", cp.Saved).Msg("resuming an interrupted parent from its checkpoint")
+			resuming[p.ID] = true
+			continue // in the ledger and on the bus already: it goes on, under the same id
+		}
 		known, err := j.ledger.HasParent(ctx, p.ID)
 		if err != nil {
 			return nil, &exitError{exitFailed, err}
@@ -187,6 +210,9 @@ func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 			return nil, &exitError{exitBadConfig, j.cfg.FieldError(fmt.Sprintf("parents[%d].id", i),
 				fmt.Sprintf("parent %q was already run on this NATS server; parent ids must be unique there", p.ID))}
 		}
+	}
+	if err := checkWallEnds(j.cfg, j.clk.Now(), resuming); err != nil {
+		return nil, &exitError{exitBadConfig, err}
 	}
 	if err := j.checkKeys(ctx); err != nil {
 		return nil, err

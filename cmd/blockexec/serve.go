@@ -19,6 +19,8 @@ import (
 	"github.com/blockexec/blockexec/api"
 	"github.com/blockexec/blockexec/clock"
 	"github.com/blockexec/blockexec/configs"
+	"github.com/blockexec/blockexec/engine"
+	"github.com/blockexec/blockexec/engine/kvjournal"
 	"github.com/blockexec/blockexec/service"
 )
 
@@ -186,6 +188,21 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 	}
 	s.desk = service.NewDesk(j.eng, apiSchedules{cfg}, service.LedgerFills{Ledger: j.ledger},
 		service.BusEvents{JS: j.conn.JS}, service.UsedIDs{Ledger: j.ledger, JS: j.conn.JS}, clk)
+	// Every order is checkpointed on the bus (JetStream KeyValue), so a
+	// restarted service takes its orders back.
+	journal, err := kvjournal.New(ctx, j.conn.JS, 1)
+	if err != nil {
+		return nil, &exitError{exitFailed, err}
+	}
+	j.eng.UseJournal(journal)
+	// And leased: one engine works an order at a time; when its engine
+	// stops renewing, another engine on the same NATS takes it over.
+	ttl := leaseTTL
+	leases, err := kvjournal.NewLeases(ctx, j.conn.JS, engineName(), ttl, 1)
+	if err != nil {
+		return nil, &exitError{exitFailed, err}
+	}
+	j.eng.UseLeases(leases)
 	engCtx, stopEng := context.WithCancel(context.Background())
 	s.stopEng = stopEng
 	go func() {
@@ -196,6 +213,14 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 			s.failed <- fmt.Errorf("engine: %w", err)
 		}
 	}()
+	if err := recoverOrders(ctx, j, journal, s.desk); err != nil {
+		return nil, err
+	}
+	go leases.Keep(engCtx, func(id string) {
+		j.log.Warn().Str("order", id).Msg("lease lost: another engine works this order now")
+		_ = j.eng.Lost(engCtx, id)
+	})
+	go takeOver(engCtx, ttl/2, j, journal, leases, s.desk)
 	probe := &engineProbe{ping: j.eng.Ping, stopped: s.engStopped, timeout: engineProbeTimeout}
 	health := func() api.Health {
 		h := api.Health{Status: "ok", Checks: map[string]string{"engine": probe.check(), "nats": "ok"}}
@@ -289,4 +314,81 @@ func (s *server) shutdown() error {
 		s.j.log.Warn().Err(err).Msg("the recorder did not settle before stopping")
 	}
 	return s.j.stop()
+}
+
+// leaseTTL is how long an order's lease lives unless renewed (every
+// third of it): how long an order waits for another engine after its
+// engine died. A variable for the tests.
+var leaseTTL = 15 * time.Second
+
+// engineName names this engine in the leases: host, process and a random
+// part, so a restarted process is another engine.
+func engineName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomToken()[:8])
+}
+
+// takeOver looks, every (half a lease), for working orders whose lease is
+// free (their engine stopped) and takes them over, until ctx ends.
+func takeOver(ctx context.Context, every time.Duration, j *job, journal *kvjournal.Journal, leases *kvjournal.Leases, desk *service.Desk) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cps, err := journal.Working(ctx)
+		if err != nil {
+			j.log.Warn().Err(err).Msg("looking for orders to take over")
+			continue
+		}
+		var free []engine.Checkpoint
+		for _, cp := range cps {
+			if ok, err := leases.Free(ctx, cp.ParentID); err == nil && ok {
+				free = append(free, cp)
+			}
+		}
+		if len(free) == 0 {
+			continue
+		}
+		n, errs := desk.Recover(ctx, free)
+		for _, err := range errs {
+			if !errors.Is(err, engine.ErrLeaseHeld) && !errors.Is(err, engine.ErrJournalConflict) {
+				j.log.Error().Err(err).Msg("an order whose engine stopped could not be taken over")
+			}
+		}
+		if n > 0 {
+			j.log.Warn().Int("orders", n).Msg("took over orders whose engine stopped renewing their leases")
+		}
+	}
+}
+
+// recoverOrders takes back the orders checkpointed by an earlier run of
+// the service, before the API opens. One that cannot be taken back is
+// named in the log and left in the journal for the next start; the
+// others go on.
+func recoverOrders(ctx context.Context, j *job, journal *kvjournal.Journal, desk *service.Desk) error {
+	cps, err := journal.List(ctx)
+	if err != nil {
+		return &exitError{exitFailed, err}
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	n, errs := desk.Recover(ctx, cps)
+	held := 0
+	for _, err := range errs {
+		if errors.Is(err, engine.ErrLeaseHeld) {
+			held++ // another engine works it
+			continue
+		}
+		j.log.Error().Err(err).Msg("an order of an earlier run could not be taken back")
+	}
+	if held > 0 {
+		j.log.Info().Int("orders", held).Msg("orders worked by other engines; taken over if their engines stop")
+	}
+	j.log.Info().Int("orders", n).Int("refused", len(errs)).Msg("orders of an earlier run taken back from their checkpoints")
+	return nil
 }

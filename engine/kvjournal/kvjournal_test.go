@@ -1,0 +1,167 @@
+package kvjournal
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/shopspring/decimal"
+
+	"github.com/blockexec/blockexec/bus"
+	"github.com/blockexec/blockexec/engine"
+)
+
+func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := bus.Connect(ctx, bus.Options{StoreDir: dir}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(ctx, c.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "unwind btc.1/*>" // not a valid key as it stands
+	cp := engine.Checkpoint{ParentID: id, State: "working", Slice: 7, SeqReserved: 300,
+		Filled: decimal.RequireFromString("12.345678901"), Saved: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
+		Open: []engine.OpenChild{{Venue: "simA", ClientID: "c-7-simA", Qty: decimal.RequireFromString("0.5"), Side: "sell"}}}
+	if err := a.Save(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Slice = 8
+	if err := a.Save(ctx, cp); err != nil {
+		t.Fatalf("a second save from the same writer: %v", err)
+	}
+
+	// Another engine that read the checkpoint may take over; the first can
+	// then no longer write.
+	b, err := New(ctx, c.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := b.Load(ctx, id)
+	if err != nil || !found {
+		t.Fatalf("load: found %v, %v", found, err)
+	}
+	if got.Slice != 8 || !got.Filled.Equal(cp.Filled) || len(got.Open) != 1 || got.Open[0].ClientID != "c-7-simA" {
+		t.Fatalf("loaded %+v", got)
+	}
+	got.Slice = 9
+	if err := b.Save(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Save(ctx, cp); !errors.Is(err, engine.ErrJournalConflict) {
+		t.Fatalf("the first writer after a takeover: %v, want a conflict", err)
+	}
+	// A writer that never read the key cannot create it over another's.
+	fresh, err := New(ctx, c.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Save(ctx, cp); !errors.Is(err, engine.ErrJournalConflict) {
+		t.Fatalf("a blind create: %v, want a conflict", err)
+	}
+	if _, found, err := b.Load(ctx, "never saved"); found || err != nil {
+		t.Fatalf("a missing key: found %v, %v", found, err)
+	}
+	all, err := fresh.List(ctx)
+	if err != nil || len(all) != 1 || all[0].ParentID != id {
+		t.Fatalf("list: %+v, %v", all, err)
+	}
+	// A parent that ends leaves the working list, and stays readable.
+	done := engine.Checkpoint{ParentID: "done-1", State: "working"}
+	if err := b.Save(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	done.State = "done"
+	if err := b.Save(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := b.List(ctx); err != nil || len(all) != 2 {
+		t.Fatalf("list with an ended parent: %d, %v", len(all), err)
+	}
+	if working, err := b.Working(ctx); err != nil || len(working) != 1 || working[0].ParentID != id {
+		t.Fatalf("working: %+v, %v", working, err)
+	}
+	if got, found, err := fresh.Load(ctx, "done-1"); err != nil || !found || got.State != "done" {
+		t.Fatalf("the ended parent: %+v, %v, %v", got, found, err)
+	}
+	c.Close()
+
+	// The bucket is on file: a restarted server still has it.
+	c2, err := bus.Connect(ctx, bus.Options{StoreDir: dir}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	j, err := New(ctx, c2.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, found, err := j.Load(ctx, id); err != nil || !found || got.Slice != 9 {
+		t.Fatalf("after a restart: %+v, %v, %v", got, found, err)
+	}
+}
+
+func TestLeases_OneEngineAtATimeAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	c, err := bus.Connect(ctx, bus.Options{StoreDir: t.TempDir()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const ttl = 1500 * time.Millisecond
+	a, err := NewLeases(ctx, c.JS, "engine-a", ttl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewLeases(ctx, c.JS, "engine-b", ttl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Acquire(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Acquire(ctx, "p1"); err != nil {
+		t.Fatalf("the holder again: %v", err)
+	}
+	if err := b.Acquire(ctx, "p1"); !errors.Is(err, engine.ErrLeaseHeld) || !strings.Contains(err.Error(), "engine-a") {
+		t.Fatalf("another engine: %v", err)
+	}
+	// Renewed, it stays a's past its time to live.
+	deadline := time.Now().Add(2 * ttl)
+	for time.Now().Before(deadline) {
+		if lost := a.Renew(ctx); len(lost) != 0 {
+			t.Fatalf("lost %v while renewing", lost)
+		}
+		time.Sleep(ttl / 4)
+	}
+	if free, err := b.Free(ctx, "p1"); err != nil || free {
+		t.Fatalf("renewed lease free: %v %v", free, err)
+	}
+	// Not renewed, it expires and b takes it; a's next renewal says lost.
+	for i := 0; ; i++ {
+		if err := b.Acquire(ctx, "p1"); err == nil {
+			break
+		} else if !errors.Is(err, engine.ErrLeaseHeld) {
+			t.Fatal(err)
+		}
+		if i > 100 {
+			t.Fatal("the lease never expired")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if lost := a.Renew(ctx); len(lost) != 1 || lost[0] != "p1" {
+		t.Fatalf("a after b took over: lost %v", lost)
+	}
+	if err := b.Release(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if free, err := a.Free(ctx, "p1"); err != nil || !free {
+		t.Fatalf("released lease: free %v, %v", free, err)
+	}
+}
