@@ -9,6 +9,10 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// AuthOptions are the nats.go options of the credential and TLS files,
+// for another connection to the same servers (blockexec watch).
+func (o Options) AuthOptions() ([]nats.Option, error) { return o.authOptions() }
+
 // authOptions turns the credential and TLS files into nats.go options,
 // refusing a creds, seed or key file that group or others can read.
 func (o Options) authOptions() ([]nats.Option, error) {

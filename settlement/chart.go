@@ -30,6 +30,15 @@ type Execution struct {
 	Report   Report
 	Schedule []SchedulePoint
 	Fills    []Fill
+	// Market is the mid price of the book each child was priced on, by
+	// time (the child_placed events' mid): the market the fills met.
+	Market []PricePoint
+}
+
+// PricePoint is a price at a time.
+type PricePoint struct {
+	Time  time.Time
+	Price decimal.Decimal
 }
 
 // SchedulePoint is the cumulative target quantity a slice released at Time.
@@ -46,8 +55,8 @@ func (l *Ledger) Execution(ctx context.Context, parentID string) (Execution, err
 		return Execution{}, err
 	}
 	x := Execution{Report: r}
-	rows, err := l.db.QueryContext(ctx, `SELECT body FROM events WHERE parent_id = ? AND kind = ? ORDER BY seq`,
-		parentID, bus.KindSlice)
+	rows, err := l.db.QueryContext(ctx, `SELECT body FROM events WHERE parent_id = ? AND kind IN (?, ?) ORDER BY seq`,
+		parentID, bus.KindSlice, bus.KindChildPlaced)
 	if err != nil {
 		return x, fmt.Errorf("ledger: parent %s slices: %w", parentID, err)
 	}
@@ -61,8 +70,11 @@ func (l *Ledger) Execution(ctx context.Context, parentID string) (Execution, err
 		if err := json.Unmarshal([]byte(body), &m); err != nil {
 			return x, fmt.Errorf("ledger: parent %s slice event: %w", parentID, err)
 		}
-		if m.Slice != nil {
+		switch {
+		case m.Slice != nil:
 			x.Schedule = append(x.Schedule, SchedulePoint{Time: m.Time, Target: m.Slice.Target})
+		case m.Child != nil && m.Child.Mid.IsPositive():
+			x.Market = append(x.Market, PricePoint{Time: m.Time, Price: m.Child.Mid})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -161,8 +173,9 @@ func (s *step) series() chart.TimeSeries {
 		Style: chart.Style{StrokeWidth: 2, StrokeColor: s.color}}
 }
 
-// priceSeries are the fills, one dot series per venue, and the arrival
-// price and market VWAP as flat lines over the window.
+// priceSeries are the fills, one dot series per venue, the market's mid
+// as each child was priced, and the arrival price and market VWAP as flat
+// lines over the window.
 func priceSeries(x Execution, from, to time.Time) []chart.Series {
 	var out []chart.Series
 	flat := func(name string, price decimal.Decimal, c drawing.Color) {
@@ -174,6 +187,14 @@ func priceSeries(x Execution, from, to time.Time) []chart.Series {
 	}
 	flat("arrival "+x.Report.ArrivalPrice.StringFixed(2), x.Report.ArrivalPrice, plot.Color(7))
 	flat("market VWAP "+x.Report.MarketVWAP.StringFixed(2), x.Report.MarketVWAP, plot.Color(10))
+	if len(x.Market) > 0 {
+		mid := chart.TimeSeries{Name: "market mid", Style: chart.Style{StrokeWidth: 1.5, StrokeColor: plot.Color(8)}}
+		for _, m := range x.Market {
+			mid.XValues = append(mid.XValues, m.Time)
+			mid.YValues = append(mid.YValues, m.Price.InexactFloat64())
+		}
+		out = append(out, mid)
+	}
 	byVenue := map[string]*chart.TimeSeries{}
 	var names []string
 	for _, f := range x.Fills {
@@ -220,6 +241,9 @@ func priceRange(x Execution) chart.Range {
 	}
 	for _, f := range x.Fills {
 		prices = append(prices, f.Price)
+	}
+	for _, m := range x.Market {
+		prices = append(prices, m.Price)
 	}
 	if len(prices) == 0 {
 		return &chart.ContinuousRange{Min: 0, Max: 1}

@@ -110,7 +110,10 @@ func (r *Recorder) Start(ctx context.Context) error {
 			Durable:       r.durable,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckWait:       30 * time.Second,
+			// A message handed to a recorder that stopped (or died) is
+			// handed out again after this: short, so a restarted run or
+			// recorder does not wait long for what it had been given.
+			AckWait:       5 * time.Second,
 			MaxAckPending: maxAckPending(r.batchSize),
 			FilterSubject: r.filters[s.stream],
 			Description:   "settlement recorder: stream -> ledger",

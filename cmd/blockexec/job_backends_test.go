@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -58,6 +60,15 @@ func TestExample_PostgresLedgerOverNkeyNATS(t *testing.T) {
 		t.Fatalf("config: ledger %s %s, nats %s", cfg.Ledger.Driver, cfg.LedgerName(), cfg.NATS)
 	}
 	runExample(t, cfg)
+
+	// report reads the same ledger by its URL.
+	var out bytes.Buffer
+	if err := reportCommand(context.Background(), reportFlags{ledger: dsn, format: "json"}, &out); err != nil {
+		t.Fatalf("report --ledger <postgres url>: %v", err)
+	}
+	if !strings.Contains(out.String(), `"parent_id": "unwind-1"`) {
+		t.Fatalf("report from PostgreSQL:\n%s", out.String())
+	}
 }
 
 // pgTestSchema creates a schema for this test on the server of dsn,

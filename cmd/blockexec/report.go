@@ -85,7 +85,7 @@ stop with exit code 2 before the ledger is read.`, settlement.FillsCSVHeader, se
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.ledger, "ledger", "", "SQLite ledger file written by run (e.g. data/ledger.db)")
+	fl.StringVar(&f.ledger, "ledger", "", "the ledger: a SQLite file written by run (e.g. data/ledger.db), or a postgres:// URL")
 	fl.StringVar(&f.parent, "parent", "", "only this parent order id (default: every parent)")
 	fl.StringVar(&f.format, "format", formatTable, "output format: table, json or csv (one row per fill)")
 	fl.StringVar(&f.out, "out", "", "write the report to this file instead of standard output")
@@ -128,10 +128,11 @@ func reportCommand(ctx context.Context, f reportFlags, stdout io.Writer) error {
 	if err := f.check(); err != nil {
 		return &exitError{exitBadConfig, err}
 	}
-	if _, err := os.Stat(f.ledger); err != nil {
+	isURL := strings.HasPrefix(f.ledger, "postgres://") || strings.HasPrefix(f.ledger, "postgresql://")
+	if _, err := os.Stat(f.ledger); err != nil && !isURL {
 		return &exitError{exitBadConfig, fmt.Errorf("ledger %s: %w", f.ledger, err)}
 	}
-	l, err := settlement.OpenSQLite(f.ledger)
+	l, err := settlement.OpenURL(f.ledger)
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,7 @@ func TestReport_OfARealRun(t *testing.T) {
 	t.Run("matches the golden files", func(t *testing.T) { testRealRunGolden(t, ledger) })
 	t.Run("CSV rows add up to the venue settlement", func(t *testing.T) { testCSVAddsUp(t, ledger) })
 	t.Run("chart is a valid image of the stated size", func(t *testing.T) { testChartImages(t, ledger) })
+	t.Run("chart has the market the children met", func(t *testing.T) { testChartMarket(t, ledger) })
 }
 
 // testRealRunGolden: the CSV, JSON and table of the run's ledger equal
@@ -253,5 +254,29 @@ func TestReport_RefusesConflictingFlags(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("a refused report wrote %v", entries)
+	}
+}
+
+// testChartMarket: the execution the chart draws carries the market's mid
+// as each child was priced, one point per child placed, near the arrival
+// price (a 10-minute run moves less than 2 %).
+func testChartMarket(t *testing.T, ledger string) {
+	l, err := settlement.OpenSQLite(ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	x, err := l.Execution(context.Background(), "unwind-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(x.Market) != x.Report.ChildOrders {
+		t.Fatalf("%d market points for %d child orders", len(x.Market), x.Report.ChildOrders)
+	}
+	band := x.Report.ArrivalPrice.Mul(decimal.RequireFromString("0.02"))
+	for _, m := range x.Market {
+		if m.Price.Sub(x.Report.ArrivalPrice).Abs().GreaterThan(band) {
+			t.Fatalf("mid %s at %s, arrival %s", m.Price, m.Time.Format(time.TimeOnly), x.Report.ArrivalPrice)
+		}
 	}
 }

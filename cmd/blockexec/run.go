@@ -200,7 +200,7 @@ func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 		}
 		if known {
 			return nil, &exitError{exitBadConfig, j.cfg.FieldError(fmt.Sprintf("parents[%d].id", i),
-				fmt.Sprintf("parent %q is already in the ledger %s; use a new id or another --data-dir", p.ID, j.cfg.LedgerDSN()))}
+				fmt.Sprintf("parent %q is already in the ledger %s; use a new id or another --data-dir", p.ID, j.cfg.LedgerName()))}
 		}
 		seen, err := bus.ParentSeen(ctx, j.conn.JS, p.ID)
 		if err != nil {

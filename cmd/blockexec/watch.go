@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"net/url"
 	"os"
@@ -63,8 +64,9 @@ func parseSince(v string, now time.Time) (watchStart, error) {
 // watchOpts are the watcher's settings; the command fills them from flags,
 // tests directly.
 type watchOpts struct {
-	url    string // NATS URL(s), may carry credentials: print only redacted
-	parent string // empty: all parents
+	url    string        // NATS URL(s), may carry credentials: print only redacted
+	auth   []nats.Option // the config's creds, nkey and TLS files
+	parent string        // empty: all parents
 	start  watchStart
 	mode   watchMode
 	follow bool // false: print what the streams hold now and exit
@@ -174,6 +176,9 @@ func (f watchFlags) options(out io.Writer) (watchOpts, error) {
 				"for the engine and watch to share, or pass --nats", f.config)}
 		}
 		o.url = cfg.NATS.URL
+		if o.auth, err = busOptions(cfg).AuthOptions(); err != nil {
+			return o, &exitError{exitBadConfig, fmt.Errorf("%s: nats: %w", f.config, err)}
+		}
 	}
 	start, err := parseSince(f.since, time.Now())
 	if err != nil {

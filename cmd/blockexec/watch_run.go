@@ -52,7 +52,7 @@ func runWatch(ctx context.Context, opts watchOpts, out, errOut io.Writer) error 
 		default: // a burst of notices: the latest ones matter, the loop will catch up
 		}
 	}
-	nc, err := nats.Connect(opts.url,
+	nc, err := nats.Connect(opts.url, append(opts.auth,
 		nats.Name("blockexec-watch"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(opts.reconnectWait),
@@ -64,7 +64,7 @@ func runWatch(ctx context.Context, opts watchOpts, out, errOut io.Writer) error 
 			notify("reconnecting…", "nats: disconnected"+why+"; reconnecting…")
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { notify("connected", "nats: reconnected to "+c.ConnectedUrlRedacted()) }),
-	)
+	)...)
 	if err != nil {
 		return &exitError{exitFailed, fmt.Errorf("connect nats %s: %w", shown, err)}
 	}
