@@ -122,6 +122,10 @@ type SliceInfo struct {
 	Target    decimal.Decimal `json:"target"`    // cumulative target quantity
 	Filled    decimal.Decimal `json:"filled"`    // cumulative filled before this slice
 	Shortfall decimal.Decimal `json:"shortfall"` // target − filled
+	// MaxParticipation is the highest share of a venue's volume the parent
+	// has taken in any window so far (as the done summary reports it at
+	// the end), for a live view.
+	MaxParticipation decimal.Decimal `json:"max_participation,omitzero"`
 }
 
 // ChildInfo describes a child order.

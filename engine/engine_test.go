@@ -94,6 +94,18 @@ func TestEngine_TWAPFillsOnScheduleSplitByDepth(t *testing.T) {
 		}
 	}
 	assertChildrenInsideLimits(t, s, got.ArrivalPrice, deep, thin)
+	// Slices carry the realised participation so far, for live views: it
+	// never decreases, and ends where the summary does.
+	prevPart := decimal.Zero
+	for _, ev := range r.pub.kinds(bus.KindSlice) {
+		if ev.Slice.MaxParticipation.LessThan(prevPart) {
+			t.Fatalf("slice %d: participation %s after %s", ev.Slice.Seq, ev.Slice.MaxParticipation, prevPart)
+		}
+		prevPart = ev.Slice.MaxParticipation
+	}
+	if !prevPart.IsPositive() || prevPart.GreaterThan(got.MaxParticipation) {
+		t.Fatalf("the last slice's participation %s, the summary's %s", prevPart, got.MaxParticipation)
+	}
 	// Each child carries the mid of the book it was priced on: the market
 	// price the post-trade chart draws fills against.
 	for _, ev := range r.pub.kinds(bus.KindChildPlaced) {

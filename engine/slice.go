@@ -215,7 +215,8 @@ func (e *Engine) tick(ctx context.Context, p *parent, now time.Time) error {
 	}
 	if shortfall.Sign() > 0 {
 		if err := e.emit(ctx, p, now, bus.KindSlice, func(m *bus.EventMsg) {
-			m.Slice = &bus.SliceInfo{Seq: p.slice, Target: p.target, Filled: p.filled, Shortfall: shortfall}
+			m.Slice = &bus.SliceInfo{Seq: p.slice, Target: p.target, Filled: p.filled, Shortfall: shortfall,
+				MaxParticipation: p.maxPart}
 		}); err != nil {
 			return err
 		}

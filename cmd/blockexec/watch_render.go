@@ -209,7 +209,7 @@ func parentBlock(p *parentView) []string {
 	}
 	if p.Info != nil && !p.Info.MaxParticipation.IsZero() {
 		capPct := pct(p.Info.MaxParticipation, decimal.NewFromInt(1)).StringFixed(1)
-		if p.Finished() && !p.MaxPart.IsZero() {
+		if !p.MaxPart.IsZero() {
 			fmt.Fprintf(&money, "  participation %s%% (cap %s%%)", pct(p.MaxPart, decimal.NewFromInt(1)).StringFixed(1), capPct)
 		} else {
 			fmt.Fprintf(&money, "  participation cap %s%%", capPct)

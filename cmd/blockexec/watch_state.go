@@ -32,7 +32,7 @@ type parentView struct {
 	Rejects  int
 	State    string // waiting, working, paused, done, cancelled, failed
 	Reason   string
-	MaxPart  decimal.Decimal // realised, from the done summary
+	MaxPart  decimal.Decimal // realised so far (slice events), then the done summary's
 	Updated  time.Time
 
 	LastFills   []bus.FillMsg // newest last
@@ -108,6 +108,7 @@ func (s *watchState) foldEvent(e bus.EventMsg) *parentView {
 	case bus.KindSlice:
 		if e.Slice != nil {
 			p.Target = e.Slice.Target
+			p.MaxPart = decimal.Max(p.MaxPart, e.Slice.MaxParticipation)
 		}
 	case bus.KindChildPlaced:
 		p.Children++

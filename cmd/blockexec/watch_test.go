@@ -63,7 +63,7 @@ func recordedStream() []recorded {
 	ev("unwind-1", bus.KindChildPlaced, 60, child("unwind-1", 1, "simA", "sell", "1.25", "62990"))
 	ev("unwind-1", bus.KindChildPlaced, 60, child("unwind-1", 1, "simB", "sell", "0.5", "62980"))
 	ev("unwind-1", bus.KindSlice, 120, func(m *bus.EventMsg) {
-		m.Slice = &bus.SliceInfo{Seq: 2, Target: dec("3"), Filled: dec("1.75"), Shortfall: dec("1.25")}
+		m.Slice = &bus.SliceInfo{Seq: 2, Target: dec("3"), Filled: dec("1.75"), Shortfall: dec("1.25"), MaxParticipation: dec("0.0875")}
 	})
 	ev("unwind-1", bus.KindChildPlaced, 120, child("unwind-1", 2, "simA", "sell", "0.75", "62970"))
 	ev("unwind-1", bus.KindChildRejected, 120, func(m *bus.EventMsg) {
