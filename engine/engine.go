@@ -161,7 +161,6 @@ type Engine struct {
 	kill    Killer
 	pub     Publisher
 	journal Journal // nil: no checkpoints
-	leases  Leases  // nil: every parent is this engine's
 	log     zerolog.Logger
 	obs     Observer
 	health  map[string]*venueHealth

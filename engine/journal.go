@@ -30,20 +30,6 @@ var ErrBusDown = errors.New("the bus is down")
 // parent.
 var ErrJournalConflict = errors.New("the parent's checkpoint was written by another engine")
 
-// Leases give one engine a parent at a time (kvjournal.Leases: JetStream
-// KeyValue entries that expire unless renewed).
-type Leases interface {
-	Acquire(ctx context.Context, id string) error
-	Release(ctx context.Context, id string) error
-}
-
-// ErrLeaseHeld is a parent another engine works.
-var ErrLeaseHeld = errors.New("another engine holds the parent's lease")
-
-// UseLeases makes the engine hold a lease on every parent it works. Call
-// it before Serve.
-func (e *Engine) UseLeases(l Leases) { e.leases = l }
-
 // seqReserve is how many event sequence numbers a checkpoint reserves: a
 // restarted parent numbers its events after the reservation, so an event
 // published after the last checkpoint and before a crash is never
@@ -59,6 +45,9 @@ const seqReserve = 256
 type Checkpoint struct {
 	ParentID string    `json:"parent_id"`
 	Saved    time.Time `json:"saved"`
+	// Owner is the engine that wrote it (the journal fills it in): the
+	// one working the parent while its heartbeat lives.
+	Owner string `json:"owner,omitempty"`
 	// Origin is what the caller needs to rebuild the spec (the service
 	// keeps the order request and its client here); the engine keeps it.
 	Origin []byte `json:"origin,omitempty"`

@@ -85,6 +85,7 @@ type desk struct {
 	parents map[string]*parent // owned by the loop: parents that have not ended
 	ended   map[string]bool    // owned by the loop: ids of parents that have
 	order   []*parent          // owned by the loop: live parents, in submission order
+	round   []*parent          // owned by the loop: the parents of the round under way
 	busDown bool               // owned by the loop: the bus did not store the last flush
 
 	// The loop's own CPU time and the slices it has worked, for the
@@ -167,8 +168,13 @@ func (e *Engine) Serve(ctx context.Context) error {
 			}
 			continue
 		}
-		for k := range d.order {
-			p := d.order[(k+round)%len(d.order)]
+		// The round works a snapshot of the parents: commands run between
+		// two parents' slices (not only between rounds, which can be long
+		// with many parents), and may change d.order meanwhile.
+		d.round = append(d.round[:0], d.order...)
+		for k := range d.round {
+			e.commandsWaiting(ctx)
+			p := d.round[(k+round)%len(d.round)]
 			if p.state == Paused && !now.Before(p.spec.End) {
 				// Its window has closed while it was held: it ends with
 				// what it filled, rather than working the rest at once
@@ -206,9 +212,21 @@ func (e *Engine) Serve(ctx context.Context) error {
 				d.slices.Add(1)
 			}
 		}
+		clear(d.round)
 		e.flushLoop(ctx)
 		e.sweep()
+	}
+}
 
+// commandsWaiting runs the commands sent while a round is under way.
+func (e *Engine) commandsWaiting(ctx context.Context) {
+	for {
+		select {
+		case cmd := <-e.desk.cmds:
+			cmd(ctx)
+		default:
+			return
+		}
 	}
 }
 
@@ -221,19 +239,6 @@ func (e *Engine) drop(p *parent, why error) {
 	}
 	p.moved = true
 	e.log.Warn().Str("parent", p.spec.ID).Err(why).Msg("another engine works this parent now; this one lets it go")
-}
-
-// Lost tells the engine that it lost a parent's lease: the parent is let
-// go at once (a slice already under way is stopped by the checkpoint's
-// revision check before it places anything).
-func (e *Engine) Lost(ctx context.Context, id string) error {
-	return e.do(ctx, func(context.Context) error {
-		if p, ok := e.desk.parents[id]; ok && !p.state.Terminal() {
-			e.drop(p, ErrLeaseHeld)
-			e.sweep()
-		}
-		return nil
-	})
 }
 
 // checkpointAll writes every live parent's checkpoint as the loop stops,
@@ -253,14 +258,6 @@ func (e *Engine) checkpointAll(ctx context.Context) {
 		p.flushed()
 		if err := e.save(ctx, p); err != nil {
 			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("checkpoint at shutdown failed; a restart asks the venues for its open children")
-			continue // its lease expires: by then the checkpoint is what it is
-		}
-		if e.leases != nil {
-			// Let go at once: a restart, or another engine, takes it
-			// without waiting for the lease to expire.
-			if err := e.leases.Release(context.WithoutCancel(ctx), p.spec.ID); err != nil {
-				e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("lease not released at shutdown; it expires")
-			}
 		}
 	}
 }
@@ -281,11 +278,6 @@ func (e *Engine) keep(ctx context.Context, p *parent) {
 		return
 	}
 	p.unsaved = false
-	if err == nil && p.state.Terminal() && e.leases != nil {
-		if err := e.leases.Release(ctx, p.spec.ID); err != nil {
-			e.log.Warn().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's lease was not released; it expires")
-		}
-	}
 	if err == nil || p.state.Terminal() {
 		if err != nil {
 			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's checkpoint could not be written")
@@ -318,22 +310,14 @@ func (e *Engine) Adopt(ctx context.Context, s ParentSpec, cp Checkpoint) (Status
 			e.desk.mu.Unlock()
 			return nil
 		}
-		if e.leases != nil {
-			if err := e.leases.Acquire(lctx, s.ID); err != nil {
-				return err
-			}
-		}
 		p, err := e.restore(lctx, s, cp, false)
 		if err == nil {
-			// The journal learns this engine's revision; a checkpoint
-			// written since cp was read (its owner not yet stopped) makes
-			// it a conflict, and the parent stays the other's.
+			// Claimed: the checkpoint now names this engine. One written
+			// since cp was read (its owner not stopped after all) makes it
+			// a conflict, and the parent stays the other's.
 			err = e.save(lctx, p)
 		}
 		if err != nil {
-			if e.leases != nil {
-				_ = e.leases.Release(lctx, s.ID)
-			}
 			return err
 		}
 		if now := e.clk.Now(); p.next.Before(now) {
@@ -525,18 +509,9 @@ func (e *Engine) Submit(ctx context.Context, s ParentSpec) (Status, error) {
 		if now := e.clk.Now(); p.next.Before(now) {
 			p.next = now // a start in the past begins at once
 		}
-		// Leased and checkpointed before it is accepted: an order the
-		// client was told exists survives a restart, on this engine or
-		// another.
-		if e.leases != nil {
-			if err := e.leases.Acquire(lctx, s.ID); err != nil {
-				return err
-			}
-		}
+		// Checkpointed before it is accepted: an order the client was
+		// told exists survives a restart, on this engine or another.
 		if err := e.save(lctx, p); err != nil {
-			if e.leases != nil {
-				_ = e.leases.Release(lctx, s.ID)
-			}
 			return err
 		}
 		e.desk.parents[s.ID] = p

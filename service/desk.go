@@ -165,6 +165,13 @@ func (d *Desk) Submit(ctx context.Context, c Caller, req api.OrderRequest) (api.
 	return d.order(st), true, nil
 }
 
+// Has reports whether the engine has the order (working, or ended with
+// its status kept).
+func (d *Desk) Has(id string) bool {
+	_, ok := d.eng.Status(id)
+	return ok
+}
+
 // origin is what an order's checkpoint keeps of its submission: enough to
 // build its spec and schedule again, and to answer a resubmission, after a
 // restart.

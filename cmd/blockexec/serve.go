@@ -134,6 +134,7 @@ type server struct {
 	metricsSrv  *http.Server // /metrics alone, with service.metrics_listen
 	metricsAddr string
 	natsSvc     micro.Service
+	heart       *kvjournal.Heartbeat
 	stopEng     context.CancelFunc
 	engDone     chan error
 	engStopped  chan struct{} // closed when the engine's loop has returned
@@ -188,21 +189,21 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 	}
 	s.desk = service.NewDesk(j.eng, apiSchedules{cfg}, service.LedgerFills{Ledger: j.ledger},
 		service.BusEvents{JS: j.conn.JS}, service.UsedIDs{Ledger: j.ledger, JS: j.conn.JS}, clk)
-	// Every order is checkpointed on the bus (JetStream KeyValue), so a
-	// restarted service takes its orders back.
-	journal, err := kvjournal.New(ctx, j.conn.JS, 1)
+	// Every order is checkpointed on the bus (JetStream KeyValue), naming
+	// this engine, whose heartbeat says it still works them: a restarted
+	// service takes its orders back, and when an engine's heartbeat
+	// expires another engine on the same NATS takes them over.
+	ttl, owner := heartbeatTTL, engineName()
+	journal, err := kvjournal.New(ctx, j.conn.JS, 1, owner)
 	if err != nil {
 		return nil, &exitError{exitFailed, err}
 	}
 	j.eng.UseJournal(journal)
-	// And leased: one engine works an order at a time; when its engine
-	// stops renewing, another engine on the same NATS takes it over.
-	ttl := leaseTTL
-	leases, err := kvjournal.NewLeases(ctx, j.conn.JS, engineName(), ttl, 1)
+	heart, err := kvjournal.NewHeartbeat(ctx, j.conn.JS, owner, ttl, 1)
 	if err != nil {
 		return nil, &exitError{exitFailed, err}
 	}
-	j.eng.UseLeases(leases)
+	s.heart = heart
 	engCtx, stopEng := context.WithCancel(context.Background())
 	s.stopEng = stopEng
 	go func() {
@@ -213,14 +214,13 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 			s.failed <- fmt.Errorf("engine: %w", err)
 		}
 	}()
-	if err := recoverOrders(ctx, j, journal, s.desk); err != nil {
+	if err := takeBack(ctx, j, journal, heart, s.desk, true); err != nil {
 		return nil, err
 	}
-	go leases.Keep(engCtx, func(id string) {
-		j.log.Warn().Str("order", id).Msg("lease lost: another engine works this order now")
-		_ = j.eng.Lost(engCtx, id)
+	go heart.Keep(engCtx, func(err error) {
+		j.log.Warn().Err(err).Msg("heartbeat not written: if it expires, other engines may take this one's orders over")
 	})
-	go takeOver(engCtx, ttl/2, j, journal, leases, s.desk)
+	go takeOver(engCtx, ttl/2, j, journal, heart, s.desk)
 	probe := &engineProbe{ping: j.eng.Ping, stopped: s.engStopped, timeout: engineProbeTimeout}
 	health := func() api.Health {
 		h := api.Health{Status: "ok", Checks: map[string]string{"engine": probe.check(), "nats": "ok"}}
@@ -308,6 +308,16 @@ func (s *server) shutdown() error {
 		s.stopEng()
 		<-s.engDone
 	}
+	if s.heart != nil {
+		// The engine checkpointed its orders as it stopped: other engines
+		// (or this one restarted) may take them now, not after the
+		// heartbeat expires.
+		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.heart.Stop(hctx); err != nil {
+			s.j.log.Warn().Err(err).Msg("heartbeat not removed; it expires")
+		}
+		cancel()
+	}
 	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.j.rec.WaitIdle(wctx); err != nil {
@@ -316,21 +326,21 @@ func (s *server) shutdown() error {
 	return s.j.stop()
 }
 
-// leaseTTL is how long an order's lease lives unless renewed (every
-// third of it): how long an order waits for another engine after its
-// engine died. A variable for the tests.
-var leaseTTL = 15 * time.Second
+// heartbeatTTL is how long an engine's heartbeat lives unless written
+// again (every third of it): how long its orders wait for another engine
+// after it died. A variable for the tests.
+var heartbeatTTL = 15 * time.Second
 
-// engineName names this engine in the leases: host, process and a random
-// part, so a restarted process is another engine.
+// engineName names this engine in the checkpoints and heartbeats: host,
+// process and a random part, so a restarted process is another engine.
 func engineName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomToken()[:8])
 }
 
-// takeOver looks, every (half a lease), for working orders whose lease is
-// free (their engine stopped) and takes them over, until ctx ends.
-func takeOver(ctx context.Context, every time.Duration, j *job, journal *kvjournal.Journal, leases *kvjournal.Leases, desk *service.Desk) {
+// takeOver looks, every (half a heartbeat), for working orders whose
+// engine's heartbeat expired, and takes them over, until ctx ends.
+func takeOver(ctx context.Context, every time.Duration, j *job, journal *kvjournal.Journal, heart *kvjournal.Heartbeat, desk *service.Desk) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -339,56 +349,46 @@ func takeOver(ctx context.Context, every time.Duration, j *job, journal *kvjourn
 			return
 		case <-t.C:
 		}
-		cps, err := journal.Working(ctx)
-		if err != nil {
+		if err := takeBack(ctx, j, journal, heart, desk, false); err != nil {
 			j.log.Warn().Err(err).Msg("looking for orders to take over")
-			continue
-		}
-		var free []engine.Checkpoint
-		for _, cp := range cps {
-			if ok, err := leases.Free(ctx, cp.ParentID); err == nil && ok {
-				free = append(free, cp)
-			}
-		}
-		if len(free) == 0 {
-			continue
-		}
-		n, errs := desk.Recover(ctx, free)
-		for _, err := range errs {
-			if !errors.Is(err, engine.ErrLeaseHeld) && !errors.Is(err, engine.ErrJournalConflict) {
-				j.log.Error().Err(err).Msg("an order whose engine stopped could not be taken over")
-			}
-		}
-		if n > 0 {
-			j.log.Warn().Int("orders", n).Msg("took over orders whose engine stopped renewing their leases")
 		}
 	}
 }
 
-// recoverOrders takes back the orders checkpointed by an earlier run of
-// the service, before the API opens. One that cannot be taken back is
-// named in the log and left in the journal for the next start; the
-// others go on.
-func recoverOrders(ctx context.Context, j *job, journal *kvjournal.Journal, desk *service.Desk) error {
-	cps, err := journal.List(ctx)
+// takeBack adopts the orders in the journal that no live engine works:
+// at start every one (ended ones too, for their status and ids), then
+// the working ones only. An order whose engine lives is left to it.
+func takeBack(ctx context.Context, j *job, journal *kvjournal.Journal, heart *kvjournal.Heartbeat, desk *service.Desk, atStart bool) error {
+	list := journal.Working
+	if atStart {
+		list = journal.List
+	}
+	cps, err := list(ctx)
 	if err != nil {
 		return &exitError{exitFailed, err}
 	}
-	if len(cps) == 0 {
+	var orphans []engine.Checkpoint
+	for _, cp := range cps {
+		if st, _ := engine.ParseState(cp.State); !st.Terminal() {
+			if alive, err := heart.Alive(ctx, cp.Owner); err != nil || alive {
+				continue // a live engine's (this one's included)
+			}
+		}
+		if !desk.Has(cp.ParentID) {
+			orphans = append(orphans, cp)
+		}
+	}
+	if len(orphans) == 0 {
 		return nil
 	}
-	n, errs := desk.Recover(ctx, cps)
-	held := 0
+	n, errs := desk.Recover(ctx, orphans)
 	for _, err := range errs {
-		if errors.Is(err, engine.ErrLeaseHeld) {
-			held++ // another engine works it
-			continue
+		if !errors.Is(err, engine.ErrJournalConflict) {
+			j.log.Error().Err(err).Msg("an order could not be taken back")
 		}
-		j.log.Error().Err(err).Msg("an order of an earlier run could not be taken back")
 	}
-	if held > 0 {
-		j.log.Info().Int("orders", held).Msg("orders worked by other engines; taken over if their engines stop")
+	if n > 0 {
+		j.log.Warn().Int("orders", n).Bool("at_start", atStart).Msg("orders taken back from their checkpoints")
 	}
-	j.log.Info().Int("orders", n).Int("refused", len(errs)).Msg("orders of an earlier run taken back from their checkpoints")
 	return nil
 }

@@ -96,12 +96,12 @@ func TestServe_ARestartTakesBackItsOrders(t *testing.T) {
 }
 
 // Two engines on one NATS server: the owner of an order stops, and the
-// other takes the order over when the lease comes free, from the owner's
-// checkpoint, and goes on with it; the fills of both, together, are each
+// other takes the order over when the owner's heartbeat is gone, from the
+// owner's checkpoint, and goes on with it; the fills of both, together, are each
 // recorded once and add up to what the order says.
 func TestServe_AnotherEngineTakesOverAStoppedEnginesOrder(t *testing.T) {
-	defer func(ttl time.Duration) { leaseTTL = ttl }(leaseTTL)
-	leaseTTL = 1500 * time.Millisecond
+	defer func(ttl time.Duration) { heartbeatTTL = ttl }(heartbeatTTL)
+	heartbeatTTL = 1500 * time.Millisecond
 	ctx := context.Background()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true})

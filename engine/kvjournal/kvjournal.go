@@ -24,22 +24,24 @@ const Bucket = "blockexec_parents"
 // wrote for the key, so two engines can never both advance one parent: the
 // second gets engine.ErrJournalConflict.
 type Journal struct {
-	kv jetstream.KeyValue
+	kv    jetstream.KeyValue
+	owner string // written into every checkpoint it saves
 
 	mu  sync.Mutex
 	rev map[string]uint64 // key → the revision this journal knows
 }
 
-// New opens (creating if needed) the checkpoint bucket. The
-// bucket keeps one value per key, on file, with the stream's replicas.
-func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Journal, error) {
+// New opens (creating if needed) the checkpoint bucket. The bucket keeps
+// one value per key, on file, with the stream's replicas; owner names this
+// engine in every checkpoint it writes.
+func New(ctx context.Context, js jetstream.JetStream, replicas int, owner string) (*Journal, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, History: 1,
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		Description: "blockexec parent checkpoints: schedule position, tallies and open child orders"})
 	if err != nil {
 		return nil, fmt.Errorf("journal bucket %s: %w", Bucket, err)
 	}
-	return &Journal{kv: kv, rev: map[string]uint64{}}, nil
+	return &Journal{kv: kv, owner: owner, rev: map[string]uint64{}}, nil
 }
 
 // journalKey maps a parent id (any text) to a KeyValue key: under "p."
@@ -80,6 +82,7 @@ func (j *Journal) Load(ctx context.Context, id string) (engine.Checkpoint, bool,
 // Save writes a checkpoint: created if this journal never saw the key,
 // otherwise updated from the revision it knows.
 func (j *Journal) Save(ctx context.Context, cp engine.Checkpoint) error {
+	cp.Owner = j.owner
 	body, err := json.Marshal(cp)
 	if err != nil {
 		return fmt.Errorf("journal: encode %s: %w", cp.ParentID, err)
@@ -161,134 +164,85 @@ func (j *Journal) list(ctx context.Context, filters ...string) ([]engine.Checkpo
 	return out, nil
 }
 
-// LeaseBucket is the JetStream KeyValue bucket of parent leases: the key
-// of a parent, the id of the engine that works it. Its entries expire
-// (the bucket's MaxAge) unless renewed.
-const LeaseBucket = "blockexec_leases"
+// HeartbeatBucket is the JetStream KeyValue bucket of engine heartbeats:
+// one key per serving engine, which expires (the bucket's MaxAge) unless
+// the engine writes it again.
+const HeartbeatBucket = "blockexec_engines"
 
-// Leases are this engine's leases on parents: one engine works a parent
-// while it renews the parent's lease; when it stops renewing, the entry
-// expires and another engine may take the parent over. A lease is fencing
-// enough with the journal's revision check: an engine that lost its lease
-// but not yet noticed cannot write the checkpoint its successor wrote
-// after it, so it places nothing more.
-type Leases struct {
+// Heartbeat is a serving engine's sign of life. The parents an engine
+// works name it as their checkpoints' owner; when its heartbeat expires,
+// another engine may take them over. That is fenced by the journal's
+// revision check: an engine that took a parent over wrote its checkpoint,
+// so the old owner, if it was only slow, can no longer write it and
+// places nothing more. One write per engine every third of the time to
+// live, however many parents it works.
+type Heartbeat struct {
 	kv    jetstream.KeyValue
 	owner string
 	ttl   time.Duration
-
-	mu   sync.Mutex
-	held map[string]uint64 // parent id → the lease's revision
 }
 
-// NewLeases opens (creating if needed) the lease bucket with entries that
-// live ttl unless renewed, for the engine named owner.
-func NewLeases(ctx context.Context, js jetstream.JetStream, owner string, ttl time.Duration, replicas int) (*Leases, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, History: 1, TTL: ttl,
+// NewHeartbeat opens (creating if needed) the heartbeat bucket, with
+// entries that live ttl unless written again, and beats once for owner.
+func NewHeartbeat(ctx context.Context, js jetstream.JetStream, owner string, ttl time.Duration, replicas int) (*Heartbeat, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: HeartbeatBucket, History: 1, TTL: ttl,
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-		Description: "blockexec parent leases: which engine works a parent; they expire unless renewed"})
+		Description: "blockexec serving engines: each writes its key while it runs; the parents of an engine whose key expired may be taken over"})
 	if err != nil {
-		return nil, fmt.Errorf("lease bucket %s: %w", LeaseBucket, err)
+		return nil, fmt.Errorf("heartbeat bucket %s: %w", HeartbeatBucket, err)
 	}
-	return &Leases{kv: kv, owner: owner, ttl: ttl, held: map[string]uint64{}}, nil
+	h := &Heartbeat{kv: kv, owner: owner, ttl: ttl}
+	return h, h.Beat(ctx)
 }
 
-// Owner is this engine's name in the leases.
-func (l *Leases) Owner() string { return l.owner }
+// Owner is this engine's name.
+func (h *Heartbeat) Owner() string { return h.owner }
 
-// Acquire takes a parent's lease: free, or already this engine's.
-// engine.ErrLeaseHeld when another engine holds it.
-func (l *Leases) Acquire(ctx context.Context, id string) error {
-	key := journalKey(id)
-	rev, err := l.kv.Create(ctx, key, []byte(l.owner))
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		e, gerr := l.kv.Get(ctx, key)
-		switch {
-		case errors.Is(gerr, jetstream.ErrKeyNotFound):
-			return fmt.Errorf("lease %s: %w (it changed hands as it was read)", id, engine.ErrLeaseHeld)
-		case gerr != nil:
-			return fmt.Errorf("lease %s: %w", id, gerr)
-		case string(e.Value()) != l.owner:
-			return fmt.Errorf("lease %s: %w: %s", id, engine.ErrLeaseHeld, e.Value())
-		}
-		// Ours already (this engine took it before): renew it now.
-		rev, err = l.kv.Update(ctx, key, []byte(l.owner), e.Revision())
-	}
-	if err != nil {
-		return fmt.Errorf("lease %s: %w", id, err)
-	}
-	l.mu.Lock()
-	l.held[id] = rev
-	l.mu.Unlock()
-	return nil
-}
+func engineKey(owner string) string { return base64.RawURLEncoding.EncodeToString([]byte(owner)) }
 
-// Release gives a parent's lease up (a parent that ended needs none).
-func (l *Leases) Release(ctx context.Context, id string) error {
-	l.mu.Lock()
-	rev, ok := l.held[id]
-	delete(l.held, id)
-	l.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	if err := l.kv.Delete(ctx, journalKey(id), jetstream.LastRevision(rev)); err != nil {
-		return fmt.Errorf("lease %s: release: %w", id, err)
+// Beat writes this engine's key.
+func (h *Heartbeat) Beat(ctx context.Context) error {
+	if _, err := h.kv.Put(ctx, engineKey(h.owner), []byte(h.owner)); err != nil {
+		return fmt.Errorf("heartbeat %s: %w", h.owner, err)
 	}
 	return nil
 }
 
-// Renew renews every lease held and returns the parents whose lease was
-// lost (expired and taken, or changed by another engine): this engine must
-// stop working them.
-func (l *Leases) Renew(ctx context.Context) []string {
-	l.mu.Lock()
-	held := make(map[string]uint64, len(l.held))
-	for id, rev := range l.held {
-		held[id] = rev
-	}
-	l.mu.Unlock()
-	var lost []string
-	for id, rev := range held {
-		next, err := l.kv.Update(ctx, journalKey(id), []byte(l.owner), rev)
-		l.mu.Lock()
-		if _, still := l.held[id]; still {
-			if err != nil {
-				delete(l.held, id)
-			} else {
-				l.held[id] = next
-			}
-		}
-		l.mu.Unlock()
-		if err != nil {
-			lost = append(lost, id)
-		}
-	}
-	return lost
-}
-
-// Free reports whether nobody holds a parent's lease.
-func (l *Leases) Free(ctx context.Context, id string) (bool, error) {
-	_, err := l.kv.Get(ctx, journalKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+// Alive reports whether owner's heartbeat lives (this engine's always
+// does).
+func (h *Heartbeat) Alive(ctx context.Context, owner string) (bool, error) {
+	if owner == h.owner {
 		return true, nil
 	}
-	return false, err
+	_, err := h.kv.Get(ctx, engineKey(owner))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
-// Keep renews the leases every third of their time to live until ctx
-// ends, and tells lost which ones were lost.
-func (l *Leases) Keep(ctx context.Context, lost func(id string)) {
-	t := time.NewTicker(l.ttl / 3)
+// Keep beats every third of the time to live until ctx ends, then removes
+// the key, so that the engine's parents are taken over at once after a
+// stop in good order. fail is told of a beat that did not land.
+func (h *Heartbeat) Keep(ctx context.Context, fail func(error)) {
+	t := time.NewTicker(h.ttl / 3)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, id := range l.Renew(ctx) {
-				lost(id)
+			if err := h.Beat(ctx); err != nil && ctx.Err() == nil {
+				fail(err)
 			}
 		}
 	}
+}
+
+// Stop removes this engine's key: its parents may be taken over now.
+func (h *Heartbeat) Stop(ctx context.Context) error {
+	if err := h.kv.Delete(ctx, engineKey(h.owner)); err != nil {
+		return fmt.Errorf("heartbeat %s: stop: %w", h.owner, err)
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package kvjournal
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +20,7 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(ctx, c.JS, 1)
+	a, err := New(ctx, c.JS, 1, "engine-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +38,7 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 
 	// Another engine that read the checkpoint may take over; the first can
 	// then no longer write.
-	b, err := New(ctx, c.JS, 1)
+	b, err := New(ctx, c.JS, 1, "engine-b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +46,7 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 	if err != nil || !found {
 		t.Fatalf("load: found %v, %v", found, err)
 	}
-	if got.Slice != 8 || !got.Filled.Equal(cp.Filled) || len(got.Open) != 1 || got.Open[0].ClientID != "c-7-simA" {
+	if got.Slice != 8 || got.Owner != "engine-a" || !got.Filled.Equal(cp.Filled) || len(got.Open) != 1 || got.Open[0].ClientID != "c-7-simA" {
 		t.Fatalf("loaded %+v", got)
 	}
 	got.Slice = 9
@@ -58,7 +57,7 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 		t.Fatalf("the first writer after a takeover: %v, want a conflict", err)
 	}
 	// A writer that never read the key cannot create it over another's.
-	fresh, err := New(ctx, c.JS, 1)
+	fresh, err := New(ctx, c.JS, 1, "engine-c")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +97,7 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	j, err := New(ctx, c2.JS, 1)
+	j, err := New(ctx, c2.JS, 1, "engine-d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +106,7 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 	}
 }
 
-func TestLeases_OneEngineAtATimeAndExpiry(t *testing.T) {
+func TestHeartbeat_LivesWhileBeatingAndGoesAtStop(t *testing.T) {
 	ctx := context.Background()
 	c, err := bus.Connect(ctx, bus.Options{StoreDir: t.TempDir()}, zerolog.Nop())
 	if err != nil {
@@ -115,53 +114,55 @@ func TestLeases_OneEngineAtATimeAndExpiry(t *testing.T) {
 	}
 	defer c.Close()
 	const ttl = 1500 * time.Millisecond
-	a, err := NewLeases(ctx, c.JS, "engine-a", ttl, 1)
+	a, err := NewHeartbeat(ctx, c.JS, "engine-a", ttl, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewLeases(ctx, c.JS, "engine-b", ttl, 1)
+	b, err := NewHeartbeat(ctx, c.JS, "engine-b", ttl, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Acquire(ctx, "p1"); err != nil {
-		t.Fatal(err)
+	if alive, err := b.Alive(ctx, "engine-a"); err != nil || !alive {
+		t.Fatalf("a after its first beat: alive %v, %v", alive, err)
 	}
-	if err := a.Acquire(ctx, "p1"); err != nil {
-		t.Fatalf("the holder again: %v", err)
+	if alive, err := b.Alive(ctx, "engine-never"); err != nil || alive {
+		t.Fatalf("an engine that never beat: alive %v, %v", alive, err)
 	}
-	if err := b.Acquire(ctx, "p1"); !errors.Is(err, engine.ErrLeaseHeld) || !strings.Contains(err.Error(), "engine-a") {
-		t.Fatalf("another engine: %v", err)
+	// Beating, a outlives its time to live.
+	kctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); a.Keep(kctx, func(err error) { t.Error(err) }) }()
+	time.Sleep(2 * ttl)
+	if alive, err := b.Alive(ctx, "engine-a"); err != nil || !alive {
+		t.Fatalf("a while beating: alive %v, %v", alive, err)
 	}
-	// Renewed, it stays a's past its time to live.
-	deadline := time.Now().Add(2 * ttl)
-	for time.Now().Before(deadline) {
-		if lost := a.Renew(ctx); len(lost) != 0 {
-			t.Fatalf("lost %v while renewing", lost)
-		}
-		time.Sleep(ttl / 4)
-	}
-	if free, err := b.Free(ctx, "p1"); err != nil || free {
-		t.Fatalf("renewed lease free: %v %v", free, err)
-	}
-	// Not renewed, it expires and b takes it; a's next renewal says lost.
+	// No longer beating, it expires.
+	stop()
+	<-done
 	for i := 0; ; i++ {
-		if err := b.Acquire(ctx, "p1"); err == nil {
-			break
-		} else if !errors.Is(err, engine.ErrLeaseHeld) {
+		alive, err := b.Alive(ctx, "engine-a")
+		if err != nil {
 			t.Fatal(err)
 		}
+		if !alive {
+			break
+		}
 		if i > 100 {
-			t.Fatal("the lease never expired")
+			t.Fatal("a's heartbeat never expired")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if lost := a.Renew(ctx); len(lost) != 1 || lost[0] != "p1" {
-		t.Fatalf("a after b took over: lost %v", lost)
-	}
-	if err := b.Release(ctx, "p1"); err != nil {
+	// A stop in good order removes it at once.
+	if err := b.Beat(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if free, err := a.Free(ctx, "p1"); err != nil || !free {
-		t.Fatalf("released lease: free %v, %v", free, err)
+	if alive, _ := a.Alive(ctx, "engine-b"); !alive {
+		t.Fatal("b is not alive after a beat")
+	}
+	if err := b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alive, err := a.Alive(ctx, "engine-b"); err != nil || alive {
+		t.Fatalf("b after its stop: alive %v, %v", alive, err)
 	}
 }
