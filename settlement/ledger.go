@@ -249,12 +249,17 @@ func (l *Ledger) RecordFills(ctx context.Context, ms []bus.FillMsg) (int, error)
 		return nil
 	})
 	if err != nil {
-		if len(ms) == 1 {
-			return 0, err
-		}
-		return 0, fmt.Errorf("record %d fills (%s … %s): %w", len(ms), ms[0].MsgID(), ms[len(ms)-1].MsgID(), err)
+		return 0, fillsErr(ms, err) // rolled back: nothing added
 	}
 	return int(added), nil
+}
+
+// fillsErr names the batch a write failed on.
+func fillsErr(ms []bus.FillMsg, err error) error {
+	if len(ms) == 1 {
+		return err
+	}
+	return fmt.Errorf("record %d fills (%s … %s): %w", len(ms), ms[0].MsgID(), ms[len(ms)-1].MsgID(), err)
 }
 
 // fillsUnnest inserts a batch of fills in one PostgreSQL statement, one
@@ -295,10 +300,7 @@ func (l *Ledger) recordFillsUnnest(ctx context.Context, ms []bus.FillMsg) (int, 
 		return nil
 	})
 	if err != nil {
-		if len(ms) == 1 {
-			return 0, err
-		}
-		return 0, fmt.Errorf("record %d fills (%s … %s): %w", len(ms), ms[0].MsgID(), ms[len(ms)-1].MsgID(), err)
+		return 0, fillsErr(ms, err) // rolled back: nothing added
 	}
 	return int(added), nil
 }
