@@ -80,9 +80,19 @@ type Checkpoint struct {
 	OtherFees map[string]decimal.Decimal `json:"other_fees,omitempty"`
 
 	Open []OpenChild `json:"open,omitempty"`
+	// Recent are the parent's fills within its participation windows, so
+	// that a restarted engine counts them against the cap.
+	Recent []RecentFill `json:"recent,omitempty"`
 	// Events are those published since the bus was last flushed: a
 	// restart publishes them again under their sequence numbers.
 	Events []bus.EventMsg `json:"events,omitempty"`
+}
+
+// RecentFill is a quantity filled on a venue at a time.
+type RecentFill struct {
+	Venue string          `json:"venue"`
+	Time  time.Time       `json:"time"`
+	Qty   decimal.Decimal `json:"qty"`
 }
 
 // OpenChild is a child placed (or about to be) whose record may not be
@@ -149,6 +159,11 @@ func (p *parent) checkpoint(now time.Time) Checkpoint {
 	}
 	for _, v := range p.venues {
 		cp.Venues = append(cp.Venues, *p.tally[v.Name()])
+	}
+	for _, v := range p.venues {
+		for _, f := range p.ours[v.Name()].recent() {
+			cp.Recent = append(cp.Recent, RecentFill{Venue: v.Name(), Time: f.at, Qty: f.qty})
+		}
 	}
 	for _, c := range p.open {
 		cp.Open = append(cp.Open, OpenChild{Venue: c.venue, ClientID: c.req.ClientID, Symbol: c.req.Symbol,
@@ -266,6 +281,12 @@ func (e *Engine) restore(ctx context.Context, s ParentSpec, cp Checkpoint, patie
 	}
 	for a, f := range cp.OtherFees {
 		p.otherFees[a] = f
+	}
+	for _, f := range cp.Recent {
+		if l, ok := p.ours[f.Venue]; ok {
+			l.add(f.Time, f.Qty)
+			e.ours[f.Venue].add(f.Time, f.Qty)
+		}
 	}
 	for _, c := range cp.Open {
 		side, err := market.ParseSide(c.Side)

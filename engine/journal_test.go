@@ -261,3 +261,46 @@ func TestJournal_AServiceRestartAdoptsItsParents(t *testing.T) {
 		t.Fatalf("a used client id was sent %d times", v.dupTries)
 	}
 }
+
+// A restarted parent counts the fills it made before the crash against
+// its participation windows, on its venue and in the engine's total.
+func TestJournal_RestoredParentKeepsItsParticipationWindow(t *testing.T) {
+	clk := clock.NewVirtual(t0)
+	v := newFake("v", clk, "2")
+	j := newMemJournal()
+	s := sellSpec()
+	s.MaxParticipation = dec("1")
+	crashVenue(v, "after", 12)
+	if _, _, finished := crashRun(t, clk, []*fakeVenue{v}, &memPub{}, j, []ParentSpec{s}); finished {
+		t.Fatal("the run finished before the crash point")
+	}
+	v.crash = nil
+	cp, found, err := j.Load(context.Background(), s.ID)
+	if err != nil || !found || len(cp.Recent) == 0 {
+		t.Fatalf("checkpoint: found %v, %d recent fills, %v", found, len(cp.Recent), err)
+	}
+	kill := risk.NewKillSwitch(false)
+	e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, &memPub{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.UseJournal(j)
+	p, err := e.restore(context.Background(), s, cp, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := cp.Recent[len(cp.Recent)-1].Time
+	from := last.Add(-s.window())
+	want := decimal.Zero
+	for _, f := range cp.Recent {
+		if f.Time.After(from) {
+			want = want.Add(f.Qty)
+		}
+	}
+	if got := p.ours["v"].sum(from, last); !got.Equal(want) || !want.IsPositive() {
+		t.Fatalf("the parent's window after the restart holds %s, the checkpoint %s", got, want)
+	}
+	if got := e.ours["v"].sum(from, last); !got.Equal(want) {
+		t.Fatalf("the engine's window after the restart holds %s, want %s", got, want)
+	}
+}

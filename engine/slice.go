@@ -111,6 +111,33 @@ func (l *fillLog) add(t time.Time, q decimal.Decimal) {
 	}
 }
 
+// loggedFill is one entry of a fillLog.
+type loggedFill struct {
+	at  time.Time
+	qty decimal.Decimal
+}
+
+// recent returns the entries a window can still reach (within keep of the
+// newest; all when keep is zero), oldest first.
+func (l *fillLog) recent() []loggedFill {
+	if len(l.at) == 0 {
+		return nil
+	}
+	newest := l.at[len(l.at)-1]
+	var out []loggedFill
+	for i, t := range l.at {
+		if l.keep > 0 && newest.Sub(t) > l.keep {
+			continue
+		}
+		prev := l.base
+		if i > 0 {
+			prev = l.cum[i-1]
+		}
+		out = append(out, loggedFill{at: t, qty: l.cum[i].Sub(prev)})
+	}
+	return out
+}
+
 // total returns the running total of the entries at or before t.
 func (l *fillLog) total(t time.Time) decimal.Decimal {
 	i := sort.Search(len(l.at), func(i int) bool { return l.at[i].After(t) })
