@@ -62,45 +62,6 @@ type Flusher interface {
 	Flush(ctx context.Context) []bus.PublishFailure
 }
 
-// flushBus waits until everything the engine published is stored. A
-// parent whose fills or events could not be stored fails, as it would have
-// at the publish itself on a synchronous bus: it must not trade on with
-// its record incomplete. find maps an id to a parent still in play (nil if
-// none); failed is called for each parent failed here. It returns the
-// failures as one error.
-func (e *Engine) flushBus(ctx context.Context, find func(id string) *parent, failed func(*parent)) error {
-	f, ok := e.pub.(Flusher)
-	if !ok {
-		return nil
-	}
-	// Shutting down is no reason to give up on what is in flight: the
-	// acknowledgements are bounded in time by the publisher.
-	fs := f.Flush(context.WithoutCancel(ctx))
-	if len(fs) == 0 {
-		return nil
-	}
-	err := bus.FailureError(fs)
-	done := map[string]bool{}
-	for _, pf := range fs {
-		p := find(pf.ParentID)
-		if p == nil || done[pf.ParentID] || p.state.Terminal() {
-			continue
-		}
-		done[pf.ParentID] = true
-		e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, "publish: "+pf.Err.Error())
-		if failed != nil {
-			failed(p)
-		}
-	}
-	// The failed parents' own done events: once more, and what is still
-	// not stored is logged (the parents have ended either way).
-	if more := f.Flush(context.WithoutCancel(ctx)); len(more) > 0 {
-		e.log.Error().Err(bus.FailureError(more)).Msg("events of failed parents could not be stored")
-		err = errors.Join(err, bus.FailureError(more))
-	}
-	return err
-}
-
 // Checker is the pre-trade risk gate.
 type Checker interface {
 	Check(l risk.Limits, ch risk.Child) *risk.Rejection
@@ -233,11 +194,6 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			return nil, err
 		}
 	}
-	byID := make(map[string]*parent, len(ps))
-	for _, p := range ps {
-		byID[p.spec.ID] = p
-	}
-	find := func(id string) *parent { return byID[id] }
 	var runErr error
 	for round := 0; runErr == nil; round++ {
 		next, any := nextTick(ps)
@@ -249,6 +205,10 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			break
 		}
 		now := e.clk.Now()
+		if !e.busUp(ctx, ps) {
+			e.holdAll(ctx, ps, now)
+			continue
+		}
 		// Parents due together take turns going first: they share the
 		// participation cap, and the first to place takes the room.
 		for k := range ps {
@@ -257,35 +217,35 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 				continue
 			}
 			before := p.state
-			if err := e.tick(ctx, p, now); err != nil {
+			err := e.tick(ctx, p, now)
+			switch {
+			case errors.Is(err, ErrBusDown):
+				e.holdForBus(p, now, err)
+				continue
+			case err != nil:
 				runErr = err
+			case p.state != before:
+				// A slice that placed children wrote their intents, which
+				// is all a restart needs; a change of state is written
+				// here.
+				e.keep(ctx, p)
+			}
+			if runErr != nil {
 				break
 			}
-			// A slice that placed children wrote their intents, which is
-			// all a restart needs; a change of state is written here.
-			if p.state != before {
-				if err := e.save(ctx, p); err != nil {
-					runErr = err
-					break
-				}
-			}
 		}
-		if err := e.flushBus(ctx, find, nil); err != nil && runErr == nil {
-			runErr = err
-		}
+		_ = e.flushLoop(ctx) // a bus that is down holds the next round
 	}
-	out := make([]Summary, len(ps))
 	for _, p := range ps {
 		if runErr != nil && !p.state.Terminal() {
 			e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, runErr.Error())
-			if err := e.save(ctx, p); err != nil {
-				e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the failed state could not be checkpointed")
-			}
+			e.keep(ctx, p)
 		}
 	}
-	if err := e.flushBus(context.WithoutCancel(ctx), find, nil); err != nil && runErr == nil {
-		runErr = err
+	if err := e.flushLoop(context.WithoutCancel(ctx)); err != nil && runErr == nil {
+		runErr = fmt.Errorf("the bus did not store the run's last messages: %w", err)
 	}
+	out := make([]Summary, len(ps))
 	for i, p := range ps {
 		out[i] = p.summary()
 	}

@@ -908,15 +908,22 @@ func TestEngine_RunOverAQueuingBusStoresTheSameRecord(t *testing.T) {
 			got[0].Filled, len(q.mem.fills), len(q.mem.events), want[0].Filled, len(sync.fills), len(sync.events))
 	}
 
+	// A bus that stores nothing from the first round on: the run places
+	// nothing more (held, not failed, while the bus might come back),
+	// keeps every message, and ends failed at the end time, saying the bus
+	// did not store them.
 	bad := &queuePub{mem: &memPub{}, failFor: sellSpec().ID}
 	sum, err := run(bad)
 	if err == nil || !strings.Contains(err.Error(), "bus down") {
 		t.Fatalf("a bus that stores nothing: err %v", err)
 	}
-	if sum[0].State != Failed {
-		t.Fatalf("state %s, want failed", sum[0].State)
+	if sum[0].State != Failed || !strings.Contains(sum[0].Reason, "bus was down until the end time") {
+		t.Fatalf("state %s (%s), want failed for the bus", sum[0].State, sum[0].Reason)
 	}
-	if bad.flushes > 4 { // the first round's, and the failed parent's done event, each flushed twice
-		t.Fatalf("%d rounds ran after the first failed flush", bad.flushes)
+	if first := want[0].Fills; sum[0].Fills == 0 || sum[0].Fills*10 > first {
+		t.Fatalf("%d fills with the bus down from the first round (%d with it up): trading went on", sum[0].Fills, first)
+	}
+	if kept := bad.queued(); kept == 0 || len(bad.mem.fills) != 0 {
+		t.Fatalf("%d messages kept, %d stored: want all kept, none stored", kept, len(bad.mem.fills))
 	}
 }

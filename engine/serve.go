@@ -157,15 +157,12 @@ func (e *Engine) Serve(ctx context.Context) error {
 			return err
 		}
 		now := e.clk.Now()
-		if !e.busUp(ctx) {
-			// Nothing is placed while the bus cannot store what would be
-			// done: due parents skip this slice and catch up, within their
-			// caps, once it is back.
+		if !e.busUp(ctx, d.order) {
+			e.holdAll(ctx, d.order, now)
 			for _, p := range d.order {
-				if !p.state.Terminal() && !p.moved && !p.next.After(now) {
-					p.next = now.Add(p.spec.SliceInterval)
-				}
+				e.publishAt(p, now)
 			}
+			e.sweep()
 			continue
 		}
 		// The round works a snapshot of the parents: commands run between
@@ -185,7 +182,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 				}
 				e.finish(context.WithoutCancel(ctx), p, now, to, "the end time passed while it was paused")
 				e.keep(ctx, p)
-				e.publish(p)
+				e.publishAt(p, now)
 				continue
 			}
 			if !p.state.Terminal() && !p.moved && p.state != Paused && !p.next.After(now) {
@@ -208,7 +205,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 				if p.state != before {
 					e.keep(ctx, p)
 				}
-				e.publish(p)
+				e.publishAt(p, now)
 				d.slices.Add(1)
 			}
 		}
@@ -376,7 +373,7 @@ func (e *Engine) flushLoop(ctx context.Context) error {
 // busUp flushes what the bus could not store before, if anything, and
 // checkpoints the parents whose checkpoint could not be written; it
 // reports whether the bus is up.
-func (e *Engine) busUp(ctx context.Context) bool {
+func (e *Engine) busUp(ctx context.Context, ps []*parent) bool {
 	d := e.desk
 	if !d.busDown {
 		return true
@@ -384,12 +381,31 @@ func (e *Engine) busUp(ctx context.Context) bool {
 	if e.flushLoop(ctx) != nil {
 		return false
 	}
-	for _, p := range d.order {
-		if p.unsaved {
+	for _, p := range ps {
+		if p.unsaved && !p.moved {
 			e.keep(ctx, p)
 		}
 	}
 	return !d.busDown
+}
+
+// holdAll skips the due parents' slice while the bus is down: nothing is
+// placed that could not be recorded, and they catch up, within their
+// caps, once it is back. One whose end time passes meanwhile ends failed,
+// with what it filled: what it did is kept for the bus, and its
+// checkpoint written when the bus is back.
+func (e *Engine) holdAll(ctx context.Context, ps []*parent, now time.Time) {
+	for _, p := range ps {
+		if p.state.Terminal() || p.moved || p.state == Paused || p.next.After(now) {
+			continue
+		}
+		if !now.Before(p.spec.End) {
+			e.finish(context.WithoutCancel(ctx), p, now, Failed, "the bus was down until the end time")
+			p.unsaved = true
+			continue
+		}
+		p.next = now.Add(p.spec.SliceInterval)
+	}
 }
 
 // holdForBus holds a parent whose slice stopped because the bus is down.
@@ -716,8 +732,13 @@ func (e *Engine) amend(ctx context.Context, p *parent, a Amendment) error {
 }
 
 // publish records a parent's status for readers outside the loop.
-func (e *Engine) publish(p *parent) Status {
-	st := p.status(e.clk.Now())
+func (e *Engine) publish(p *parent) Status { return e.publishAt(p, e.clk.Now()) }
+
+// publishAt records a parent's status as of at: a slice's status carries
+// the slice's time, not the time it was published (the clock may have
+// moved on during a long round).
+func (e *Engine) publishAt(p *parent, at time.Time) Status {
+	st := p.status(at)
 	e.desk.mu.Lock()
 	e.desk.status[p.spec.ID] = st
 	e.desk.mu.Unlock()

@@ -464,14 +464,12 @@ func TestServe_AQueuingBusIsFlushedAndHeldWhileDown(t *testing.T) {
 	q.mu.Lock()
 	q.down = true
 	q.mu.Unlock()
-	s.clk.Advance(time.Minute)
-	waitFlushes(t, q, 1)
+	advanceFlushed(t, s.clk, q)
 	v.mu.Lock()
 	placed := len(v.placed)
 	v.mu.Unlock()
 	for i := 0; i < 3; i++ {
-		s.clk.Advance(time.Minute)
-		waitFlushes(t, q, 1)
+		advanceFlushed(t, s.clk, q)
 	}
 	v.mu.Lock()
 	if n := len(v.placed); n != placed {
@@ -493,6 +491,9 @@ func TestServe_AQueuingBusIsFlushedAndHeldWhileDown(t *testing.T) {
 	q.down = false
 	q.mu.Unlock()
 	s.step(t, "a", "b")
+	if err := e.Ping(context.Background()); err != nil { // after the round's flush
+		t.Fatal(err)
+	}
 	if n := q.queued(); n != 0 {
 		t.Fatalf("%d messages still kept after the bus came back", n)
 	}
@@ -512,12 +513,14 @@ func TestServe_AQueuingBusIsFlushedAndHeldWhileDown(t *testing.T) {
 	}
 }
 
-// waitFlushes waits (bounded) until the loop has flushed n more times.
-func waitFlushes(t *testing.T, q *queuePub, n int) {
+// advanceFlushed moves the clock a minute and waits (bounded) until the
+// loop's round at the new time has flushed.
+func advanceFlushed(t *testing.T, clk *clock.Manual, q *queuePub) {
 	t.Helper()
 	q.mu.Lock()
-	want := q.flushes + n
+	want := q.flushes + 1
 	q.mu.Unlock()
+	clk.Advance(time.Minute)
 	for i := 0; ; i++ {
 		q.mu.Lock()
 		got := q.flushes
