@@ -121,7 +121,8 @@ type Engine struct {
 	checker Checker
 	kill    Killer
 	pub     Publisher
-	journal Journal // nil: no checkpoints
+	journal Journal      // nil: no checkpoints
+	fence   func() error // nil: nothing to ask before placing
 	log     zerolog.Logger
 	obs     Observer
 	health  map[string]*venueHealth
@@ -205,7 +206,7 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			break
 		}
 		now := e.clk.Now()
-		if !e.busUp(ctx, ps) {
+		if !e.busUp(ctx) {
 			e.holdAll(ctx, ps, now)
 			continue
 		}
@@ -227,8 +228,8 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 			case p.state != before:
 				// A slice that placed children wrote their intents, which
 				// is all a restart needs; a change of state is written
-				// here.
-				e.keep(ctx, p)
+				// here (or again when the bus takes it).
+				_ = e.keep(ctx, p)
 			}
 			if runErr != nil {
 				break
@@ -239,11 +240,19 @@ func (e *Engine) Run(ctx context.Context, specs []ParentSpec) ([]Summary, error)
 	for _, p := range ps {
 		if runErr != nil && !p.state.Terminal() {
 			e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, runErr.Error())
-			e.keep(ctx, p)
+			_ = e.keep(ctx, p)
 		}
 	}
-	if err := e.flushLoop(context.WithoutCancel(ctx)); err != nil && runErr == nil {
-		runErr = fmt.Errorf("the bus did not store the run's last messages: %w", err)
+	ferr := e.flushLoop(context.WithoutCancel(ctx))
+	if ferr == nil {
+		e.writeUnsaved(context.WithoutCancel(ctx))
+	}
+	switch {
+	case runErr != nil:
+	case ferr != nil:
+		runErr = fmt.Errorf("the bus did not store the run's last messages: %w", ferr)
+	case len(e.desk.unsaved) > 0:
+		runErr = fmt.Errorf("%w: the checkpoints of %d parents could not be written", ErrBusDown, len(e.desk.unsaved))
 	}
 	out := make([]Summary, len(ps))
 	for i, p := range ps {
@@ -275,6 +284,13 @@ func nextTick(ps []*parent) (time.Time, bool) {
 // limited or unavailable (Run, before anything starts); an impatient one
 // asks once (a serving engine, whose other parents must not wait).
 func (e *Engine) prepare(ctx context.Context, s ParentSpec, patient bool) (*parent, error) {
+	return e.prepareFor(ctx, s, patient, true)
+}
+
+// prepareFor is prepare; a parent restored from its checkpoint skips the
+// floor-against-the-market check (it was accepted already, and must be
+// settled whatever the market did meanwhile).
+func (e *Engine) prepareFor(ctx context.Context, s ParentSpec, patient, fresh bool) (*parent, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -340,7 +356,7 @@ func (e *Engine) prepare(ctx context.Context, s ParentSpec, patient bool) (*pare
 	}
 	p.seen = s.Start
 	p.origin = s.Origin
-	if s.LimitPrice.Sign() > 0 {
+	if s.LimitPrice.Sign() > 0 && fresh {
 		if err := e.checkLimitAgainstMarket(ctx, p, patient); err != nil {
 			return nil, err
 		}

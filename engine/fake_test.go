@@ -328,6 +328,7 @@ type memJournal struct {
 	mu    sync.Mutex
 	cps   map[string][]byte
 	saves int
+	down  bool // Save fails, as a bus that does not answer
 }
 
 func newMemJournal() *memJournal { return &memJournal{cps: map[string][]byte{}} }
@@ -350,6 +351,9 @@ func (j *memJournal) Save(_ context.Context, cp Checkpoint) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.down {
+		return errors.New("kv: no responders")
+	}
 	j.cps[cp.ParentID] = b
 	j.saves++
 	return nil

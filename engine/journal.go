@@ -10,6 +10,7 @@ import (
 
 	"github.com/blockexec/blockexec/bus"
 	"github.com/blockexec/blockexec/market"
+	"github.com/blockexec/blockexec/venues"
 )
 
 // Journal keeps each parent's checkpoint where a restarted engine finds
@@ -147,6 +148,12 @@ type openChild struct {
 // before Run or Serve.
 func (e *Engine) UseJournal(j Journal) { e.journal = j }
 
+// UseFence makes the engine ask fence before every order it places; an
+// error holds trading as a bus outage does (kvjournal.Heartbeat.Fence:
+// nothing is placed once another engine may take the orders over). Call
+// it before Serve.
+func (e *Engine) UseFence(fence func() error) { e.fence = fence }
+
 // checkpoint is p's durable state now.
 func (p *parent) checkpoint(now time.Time) Checkpoint {
 	cp := Checkpoint{ParentID: p.spec.ID, Saved: now, Origin: p.origin, State: p.state.String(), Reason: p.reason,
@@ -257,9 +264,18 @@ func (e *Engine) restore(ctx context.Context, s ParentSpec, cp Checkpoint, patie
 			}
 		}
 	}
-	p, err := e.prepare(ctx, s, patient)
+	p, err := e.prepareFor(ctx, s, patient, false)
 	if err != nil {
 		return nil, err
+	}
+	// A venue left out at acceptance (unavailable) may hold an open child
+	// of unknown outcome: working on without it could sell its quantity
+	// twice. The restore waits for the venue instead.
+	for _, c := range cp.Open {
+		if !c.Recorded && e.venueOf(p, c.Venue) == nil {
+			return nil, fmt.Errorf("%w: %s holds the open child %s of %s and does not answer; the parent is restored once it does",
+				venues.ErrUnavailable, c.Venue, c.ClientID, cp.ParentID)
+		}
 	}
 	p.origin = cp.Origin
 	p.state, p.reason = state, cp.Reason
@@ -301,7 +317,7 @@ func (e *Engine) restore(ctx context.Context, s ParentSpec, cp Checkpoint, patie
 				return nil, err
 			}
 		}
-		if !c.Recorded && e.venueOf(p, c.Venue) != nil {
+		if !c.Recorded {
 			p.pending = append(p.pending, pendingChild{venue: c.Venue, req: req, since: c.Since})
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/shopspring/decimal"
@@ -302,5 +304,97 @@ func TestJournal_RestoredParentKeepsItsParticipationWindow(t *testing.T) {
 	}
 	if got := e.ours["v"].sum(from, last); !got.Equal(want) {
 		t.Fatalf("the engine's window after the restart holds %s, want %s", got, want)
+	}
+}
+
+// A cancel whose checkpoint the bus does not take says so, and the
+// checkpoint is written as soon as the bus takes it again, with no other
+// command: a restart never finds a cancelled order working.
+func TestJournal_ACancelNotCheckpointedIsWrittenWhenTheBusIsBack(t *testing.T) {
+	j := newMemJournal()
+	clk := clock.NewManual(t0)
+	v := newFake("v", clk, "5")
+	kill := risk.NewKillSwitch(false)
+	e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, &memPub{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.UseJournal(j)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitServing(t, e)
+	if _, err := e.Submit(context.Background(), serveSpec("a")); err != nil {
+		t.Fatal(err)
+	}
+	s := service{clk: clk, eng: e, v: v}
+	s.step(t, "a")
+
+	j.mu.Lock()
+	j.down = true
+	j.mu.Unlock()
+	st, err := e.Cancel(context.Background(), "a")
+	if err == nil || !strings.Contains(err.Error(), "not durable yet") || st.State != Cancelled {
+		t.Fatalf("cancel with the bus down: %s, %v", st.State, err)
+	}
+	if cp, _, _ := j.Load(context.Background(), "a"); cp.State != "working" {
+		t.Fatalf("the checkpoint says %s while the bus is down", cp.State)
+	}
+	j.mu.Lock()
+	j.down = false
+	j.mu.Unlock()
+	for i := 0; ; i++ {
+		clk.Advance(time.Minute)
+		if err := e.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if cp, _, _ := j.Load(context.Background(), "a"); cp.State == "cancelled" {
+			break
+		}
+		if i > 100 {
+			t.Fatal("the cancel was never written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A venue that holds an open child and does not answer at the restart
+// stops the restore rather than letting the parent sell that child's
+// quantity again elsewhere; once it answers, the parent completes, and the
+// venues sold exactly its quantity.
+func TestJournal_RestoreWaitsForTheVenueOfAnOpenChild(t *testing.T) {
+	clk := clock.NewVirtual(t0)
+	vs := []*fakeVenue{newFake("deep", clk, "2"), newFake("thin", clk, "1")}
+	mem, j := &memPub{}, newMemJournal()
+	s := sellSpec()
+	s.MaxParticipation = dec("1")
+	crashVenue(vs[1], "after", 5)
+	if _, _, finished := crashRun(t, clk, vs, mem, j, []ParentSpec{s}); finished {
+		t.Fatal("the run finished before the crash point")
+	}
+	vs[1].mu.Lock()
+	vs[1].crash = nil
+	vs[1].rulesUntil = clk.Now().Add(time.Hour) // thin does not answer at the restart
+	vs[1].mu.Unlock()
+	_, err, finished := crashRun(t, clk, vs, mem, j, []ParentSpec{s})
+	if !finished || err == nil || !strings.Contains(err.Error(), "thin holds the open child") {
+		t.Fatalf("a restart without the open child's venue: %v", err)
+	}
+	vs[1].mu.Lock()
+	vs[1].rulesUntil = time.Time{}
+	vs[1].mu.Unlock()
+	sum, err, finished := crashRun(t, clk, vs, mem, j, []ParentSpec{s})
+	if !finished || err != nil || sum[0].State != Done {
+		t.Fatalf("once thin answers: %v, %v", sum, err)
+	}
+	sold := decimal.Zero
+	for _, v := range vs {
+		for _, f := range v.fills {
+			sold = sold.Add(f.Qty)
+		}
+	}
+	if !sold.Equal(s.Qty) || !sum[0].Filled.Equal(s.Qty) {
+		t.Fatalf("the venues sold %s, the engine counts %s, the parent is %s", sold, sum[0].Filled, s.Qty)
 	}
 }

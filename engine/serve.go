@@ -87,6 +87,7 @@ type desk struct {
 	order   []*parent          // owned by the loop: live parents, in submission order
 	round   []*parent          // owned by the loop: the parents of the round under way
 	busDown bool               // owned by the loop: the bus did not store the last flush
+	unsaved map[string]*parent // owned by the loop: parents whose last checkpoint the bus did not take
 
 	// The loop's own CPU time and the slices it has worked, for the
 	// metrics (and the benchmark's CPU per parent-tick).
@@ -97,7 +98,7 @@ type desk struct {
 
 func (e *Engine) deskInit() {
 	e.desk = &desk{status: map[string]Status{}, cmds: make(chan func(ctx context.Context)), parents: map[string]*parent{},
-		ended: map[string]bool{}}
+		ended: map[string]bool{}, unsaved: map[string]*parent{}}
 }
 
 // Serve works parents as they are submitted until ctx ends: each on its
@@ -141,13 +142,26 @@ func (e *Engine) Serve(ctx context.Context) error {
 		account()
 		next, any := nextTick(d.order)
 		if !any {
+			// Nothing to slice; checkpoints the bus did not take are
+			// tried again every second (network time) until it does.
+			var retry <-chan time.Time
+			var timer *time.Timer
+			if len(d.unsaved) > 0 {
+				timer = time.NewTimer(time.Second)
+				retry = timer.C
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case cmd := <-d.cmds:
 				cmd(ctx)
-				continue
+			case <-retry:
+				e.busUp(ctx)
 			}
+			if timer != nil {
+				timer.Stop()
+			}
+			continue
 		}
 		if cmd, ok := e.waitOrCommand(ctx, next); ok {
 			cmd(ctx)
@@ -157,7 +171,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 			return err
 		}
 		now := e.clk.Now()
-		if !e.busUp(ctx, d.order) {
+		if !e.busUp(ctx) {
 			e.holdAll(ctx, d.order, now)
 			for _, p := range d.order {
 				e.publishAt(p, now)
@@ -172,6 +186,15 @@ func (e *Engine) Serve(ctx context.Context) error {
 		for k := range d.round {
 			e.commandsWaiting(ctx)
 			p := d.round[(k+round)%len(d.round)]
+			if d.busDown {
+				// A command's flush found the bus down: the rest of the
+				// round waits, as the next rounds will.
+				e.holdAll(ctx, []*parent{p}, now)
+				continue
+			}
+			if p.moved {
+				continue
+			}
 			if p.state == Paused && !now.Before(p.spec.End) {
 				// Its window has closed while it was held: it ends with
 				// what it filled, rather than working the rest at once
@@ -259,33 +282,52 @@ func (e *Engine) checkpointAll(ctx context.Context) {
 	}
 }
 
-// keep checkpoints a parent from the serving loop. A parent whose state
-// cannot be kept stops: failed, as a parent whose fills cannot be
-// published does; one that another engine took over (ErrJournalConflict)
-// stops all the same, and its own record says why.
-func (e *Engine) keep(ctx context.Context, p *parent) {
+// keep checkpoints a parent from the serving loop. A parent whose
+// checkpoint the bus does not take (ErrBusDown) joins the unsaved set,
+// written again before anything more is placed, ended parents included (a
+// cancel that was not written must not come back as working after a
+// restart); the error is returned so that a command can say its effect is
+// not durable yet. One another engine took over (ErrJournalConflict) is
+// let go. Another failure stops the parent: failed, as a parent whose
+// fills cannot be published.
+func (e *Engine) keep(ctx context.Context, p *parent) error {
 	err := e.save(ctx, p)
-	if errors.Is(err, ErrJournalConflict) {
+	switch {
+	case err == nil:
+		delete(e.desk.unsaved, p.spec.ID)
+		return nil
+	case errors.Is(err, ErrJournalConflict):
 		e.drop(p, err)
-		return
-	}
-	if errors.Is(err, ErrBusDown) {
-		// Written when the bus is back (busUp); nothing is placed before.
-		e.desk.busDown, p.unsaved = true, true
-		return
-	}
-	p.unsaved = false
-	if err == nil || p.state.Terminal() {
-		if err != nil {
-			e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's checkpoint could not be written")
-		}
-		return
+		return err
+	case errors.Is(err, ErrBusDown):
+		e.desk.busDown = true
+		e.desk.unsaved[p.spec.ID] = p
+		return err
+	case p.state.Terminal():
+		e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the ended parent's checkpoint could not be written")
+		return err
 	}
 	e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("checkpoint failed; the parent stops")
 	e.finish(context.WithoutCancel(ctx), p, e.clk.Now(), Failed, err.Error())
 	if err := e.save(ctx, p); err != nil {
 		e.log.Error().Str("parent", p.spec.ID).Err(err).Msg("the failed parent's checkpoint could not be written")
 	}
+	return err
+}
+
+// writeUnsaved writes again the checkpoints the bus did not take; it
+// reports whether all are written.
+func (e *Engine) writeUnsaved(ctx context.Context) bool {
+	for _, p := range e.desk.unsaved {
+		if !p.moved {
+			if err := e.keep(ctx, p); errors.Is(err, ErrBusDown) {
+				return false
+			}
+		} else {
+			delete(e.desk.unsaved, p.spec.ID)
+		}
+	}
+	return len(e.desk.unsaved) == 0
 }
 
 // Adopt takes over a parent from its checkpoint (a restarted service, or
@@ -371,22 +413,19 @@ func (e *Engine) flushLoop(ctx context.Context) error {
 }
 
 // busUp flushes what the bus could not store before, if anything, and
-// checkpoints the parents whose checkpoint could not be written; it
-// reports whether the bus is up.
-func (e *Engine) busUp(ctx context.Context, ps []*parent) bool {
+// writes the checkpoints it did not take; it reports whether the bus is
+// up.
+func (e *Engine) busUp(ctx context.Context) bool {
 	d := e.desk
-	if !d.busDown {
+	if !d.busDown && len(d.unsaved) == 0 {
 		return true
 	}
-	if e.flushLoop(ctx) != nil {
+	if e.flushLoop(ctx) != nil || !e.writeUnsaved(ctx) {
+		d.busDown = true
 		return false
 	}
-	for _, p := range ps {
-		if p.unsaved && !p.moved {
-			e.keep(ctx, p)
-		}
-	}
-	return !d.busDown
+	d.busDown = false // the fence, if any, is asked again at the next place
+	return true
 }
 
 // holdAll skips the due parents' slice while the bus is down: nothing is
@@ -401,7 +440,9 @@ func (e *Engine) holdAll(ctx context.Context, ps []*parent, now time.Time) {
 		}
 		if !now.Before(p.spec.End) {
 			e.finish(context.WithoutCancel(ctx), p, now, Failed, "the bus was down until the end time")
-			p.unsaved = true
+			if e.journal != nil {
+				e.desk.unsaved[p.spec.ID] = p
+			}
 			continue
 		}
 		p.next = now.Add(p.spec.SliceInterval)
@@ -414,7 +455,9 @@ func (e *Engine) holdForBus(p *parent, now time.Time, why error) {
 		e.log.Error().Str("parent", p.spec.ID).Err(why).Msg("the bus is down: nothing is placed until it is back")
 	}
 	e.desk.busDown = true
-	p.unsaved = true
+	if e.journal != nil {
+		e.desk.unsaved[p.spec.ID] = p
+	}
 	p.slice++
 	p.next = now.Add(p.spec.SliceInterval)
 }
@@ -477,11 +520,13 @@ func (e *Engine) do(ctx context.Context, fn func(ctx context.Context) error) err
 	select {
 	case d.cmds <- func(lctx context.Context) {
 		err := fn(lctx)
-		// What the command published is stored before it is answered; if
-		// the bus is down, it is kept and stored when the bus is back,
-		// and the answer says so.
-		if ferr := e.flushLoop(lctx); err == nil {
-			err = ferr
+		// What the command published is stored before it is answered, or,
+		// with the bus down, kept and stored when it is back; what makes
+		// a command durable is its checkpoint, whose failure the command
+		// itself reports.
+		_ = e.flushLoop(lctx)
+		if len(d.unsaved) > 0 {
+			e.busUp(lctx) // a command is a chance to write them
 		}
 		done <- err
 	}:
@@ -608,7 +653,9 @@ func (e *Engine) KillAll(ctx context.Context, reason string) ([]Status, error) {
 			if err := e.finish(lctx, p, e.clk.Now(), Cancelled, "kill switch: "+reason); err != nil {
 				errs = append(errs, fmt.Errorf("parent %s: %w", p.spec.ID, err))
 			}
-			e.keep(lctx, p)
+			if err := e.keep(lctx, p); err != nil {
+				errs = append(errs, fmt.Errorf("parent %s: cancelled here, not durable yet: %w", p.spec.ID, err))
+			}
 			out = append(out, e.publish(p))
 		}
 		e.sweep()
@@ -664,7 +711,11 @@ func (e *Engine) command(ctx context.Context, id string, fn func(ctx context.Con
 			return fmt.Errorf("%w: %s is %s", ErrParentEnded, id, p.state)
 		}
 		err := fn(lctx, p)
-		e.keep(lctx, p)
+		if kerr := e.keep(lctx, p); err == nil && kerr != nil {
+			// Done here, and written again as soon as the bus takes it;
+			// until then a restart would not know.
+			err = fmt.Errorf("%s, but not durable yet: %w", id, kerr)
+		}
 		st = e.publish(p)
 		if p.state.Terminal() {
 			e.sweep()

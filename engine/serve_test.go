@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -532,5 +533,55 @@ func advanceFlushed(t *testing.T, clk *clock.Manual, q *queuePub) {
 			t.Fatalf("%d flushes, want %d", got, want)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A closed fence (the engine's heartbeat may have expired) holds trading
+// as a bus outage does: nothing placed, no parent failed, and trading
+// resumes when it opens.
+func TestServe_AClosedFencePlacesNothing(t *testing.T) {
+	s := serveRig(t)
+	var closed atomic.Bool
+	s.eng.UseFence(func() error {
+		if closed.Load() {
+			return errors.New("heartbeat stale")
+		}
+		return nil
+	})
+	if _, err := s.eng.Submit(context.Background(), serveSpec("a")); err != nil {
+		t.Fatal(err)
+	}
+	s.step(t, "a")
+	closed.Store(true)
+	s.v.mu.Lock()
+	placed := len(s.v.placed)
+	s.v.mu.Unlock()
+	for i := 0; i < 3; i++ {
+		s.clk.Advance(time.Minute)
+		if err := s.eng.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.v.mu.Lock()
+	n := len(s.v.placed)
+	s.v.mu.Unlock()
+	if n != placed {
+		t.Fatalf("%d children placed with the fence closed", n-placed)
+	}
+	if st, _ := s.eng.Status("a"); st.State != Working {
+		t.Fatalf("a is %s with the fence closed", st.State)
+	}
+	closed.Store(false)
+	for i := 0; ; i++ {
+		s.step(t, "a")
+		s.v.mu.Lock()
+		n = len(s.v.placed)
+		s.v.mu.Unlock()
+		if n > placed {
+			break
+		}
+		if i > 5 {
+			t.Fatal("nothing placed after the fence opened")
+		}
 	}
 }

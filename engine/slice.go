@@ -54,12 +54,9 @@ type parent struct {
 	origin    []byte // the caller's description, kept in the checkpoint
 	// seqReserved is the event sequence the last checkpoint reserved up to.
 	seqReserved int64
-	// moved: another engine took the parent over (its lease or checkpoint
-	// changed hands); this one drops it without ending it.
+	// moved: another engine took the parent over (its checkpoint changed
+	// hands); this one drops it without ending it.
 	moved bool
-	// unsaved: its last checkpoint could not be written (the bus is down);
-	// written again before anything is placed.
-	unsaved bool
 	// otherFees are fees charged in another asset than the quote, by asset.
 	otherFees map[string]decimal.Decimal
 }
@@ -471,6 +468,11 @@ func (e *Engine) child(ctx context.Context, p *parent, now time.Time, q venueQuo
 // counts as sent; a refusal by the venue is a child_rejected event).
 func (e *Engine) send(ctx context.Context, p *parent, now time.Time, c plannedChild) (decimal.Decimal, error) {
 	q, req := c.q, c.req
+	if e.fence != nil {
+		if err := e.fence(); err != nil {
+			return decimal.Zero, fmt.Errorf("%w: %v", ErrBusDown, err)
+		}
+	}
 	failpoint.Hit("before-place")
 	v := e.venueOf(p, q.venue)
 	ord, fills, err := e.place(ctx, v, req)

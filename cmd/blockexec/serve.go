@@ -204,6 +204,7 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 		return nil, &exitError{exitFailed, err}
 	}
 	s.heart = heart
+	j.eng.UseFence(heart.Fence)
 	engCtx, stopEng := context.WithCancel(context.Background())
 	s.stopEng = stopEng
 	go func() {

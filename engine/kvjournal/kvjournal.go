@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -97,10 +98,16 @@ func (j *Journal) Save(ctx context.Context, cp engine.Checkpoint) error {
 	} else {
 		next, err = j.kv.Create(ctx, key, body)
 	}
-	var apiErr *jetstream.APIError
+	if conflict(err) {
+		// A write of ours that timed out but landed moved the revision
+		// too: if the checkpoint there is this journal's own, write over
+		// it; otherwise another engine has the parent.
+		if e, gerr := j.kv.Get(ctx, key); gerr == nil && ownedBy(e.Value(), j.owner) {
+			next, err = j.kv.Update(ctx, key, body, e.Revision())
+		}
+	}
 	switch {
-	case errors.Is(err, jetstream.ErrKeyExists),
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+	case conflict(err):
 		return fmt.Errorf("journal: %s: %w", cp.ParentID, engine.ErrJournalConflict)
 	case err != nil:
 		return fmt.Errorf("journal: write %s: %w", cp.ParentID, err)
@@ -122,6 +129,22 @@ func (j *Journal) Save(ctx context.Context, cp engine.Checkpoint) error {
 		j.mu.Unlock()
 	}
 	return nil
+}
+
+// conflict reports a write refused because the key changed since the
+// revision given (or exists, for a create).
+func conflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// ownedBy reports whether a stored checkpoint names owner.
+func ownedBy(value []byte, owner string) bool {
+	var cp struct {
+		Owner string `json:"owner"`
+	}
+	return json.Unmarshal(value, &cp) == nil && cp.Owner == owner
 }
 
 // List returns every checkpoint in the bucket, working and ended (for a
@@ -177,9 +200,10 @@ const HeartbeatBucket = "blockexec_engines"
 // places nothing more. One write per engine every third of the time to
 // live, however many parents it works.
 type Heartbeat struct {
-	kv    jetstream.KeyValue
-	owner string
-	ttl   time.Duration
+	kv     jetstream.KeyValue
+	owner  string
+	ttl    time.Duration
+	landed atomic.Int64 // wall time (Unix ns) of the last beat the server took
 }
 
 // NewHeartbeat opens (creating if needed) the heartbeat bucket, with
@@ -202,8 +226,24 @@ func engineKey(owner string) string { return base64.RawURLEncoding.EncodeToStrin
 
 // Beat writes this engine's key.
 func (h *Heartbeat) Beat(ctx context.Context) error {
+	sent := time.Now() //nolint:forbidigo // liveness is network time, not market time
 	if _, err := h.kv.Put(ctx, engineKey(h.owner), []byte(h.owner)); err != nil {
 		return fmt.Errorf("heartbeat %s: %w", h.owner, err)
+	}
+	h.landed.Store(sent.UnixNano())
+	return nil
+}
+
+// Fence is nil while this engine's heartbeat is surely alive: its last
+// beat the server took was sent less than half the time to live ago. The
+// engine asks before every order it places, so that once its heartbeat may
+// have expired (the bus unreachable) it stops placing before another
+// engine can take its orders over.
+func (h *Heartbeat) Fence() error {
+	age := time.Since(time.Unix(0, h.landed.Load())) //nolint:forbidigo // network time
+	if age >= h.ttl/2 {
+		return fmt.Errorf("heartbeat %s last landed %s ago (lives %s): another engine may be taking its orders over",
+			h.owner, age.Round(time.Millisecond), h.ttl)
 	}
 	return nil
 }
@@ -221,9 +261,8 @@ func (h *Heartbeat) Alive(ctx context.Context, owner string) (bool, error) {
 	return err == nil, err
 }
 
-// Keep beats every third of the time to live until ctx ends, then removes
-// the key, so that the engine's parents are taken over at once after a
-// stop in good order. fail is told of a beat that did not land.
+// Keep beats every third of the time to live until ctx ends; fail is told
+// of a beat that did not land. (Stop removes the key.)
 func (h *Heartbeat) Keep(ctx context.Context, fail func(error)) {
 	t := time.NewTicker(h.ttl / 3)
 	defer t.Stop()

@@ -56,6 +56,17 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 	if err := a.Save(ctx, cp); !errors.Is(err, engine.ErrJournalConflict) {
 		t.Fatalf("the first writer after a takeover: %v, want a conflict", err)
 	}
+	// A write of b's that landed though b did not learn its revision (a
+	// timeout): b's next save writes over its own checkpoint, not a
+	// conflict. Played by a second journal of the same engine name.
+	b2, err := New(ctx, c.JS, 1, "engine-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Slice = 10
+	if err := b2.Save(ctx, got); err != nil {
+		t.Fatalf("the same engine without the revision: %v", err)
+	}
 	// A writer that never read the key cannot create it over another's.
 	fresh, err := New(ctx, c.JS, 1, "engine-c")
 	if err != nil {
@@ -101,7 +112,7 @@ func TestJournal_SavesLoadsAndRefusesASecondWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, found, err := j.Load(ctx, id); err != nil || !found || got.Slice != 9 {
+	if got, found, err := j.Load(ctx, id); err != nil || !found || got.Slice != 10 {
 		t.Fatalf("after a restart: %+v, %v, %v", got, found, err)
 	}
 }
@@ -136,9 +147,16 @@ func TestHeartbeat_LivesWhileBeatingAndGoesAtStop(t *testing.T) {
 	if alive, err := b.Alive(ctx, "engine-a"); err != nil || !alive {
 		t.Fatalf("a while beating: alive %v, %v", alive, err)
 	}
-	// No longer beating, it expires.
+	if err := a.Fence(); err != nil {
+		t.Fatalf("a's fence while beating: %v", err)
+	}
+	// No longer beating, it expires; its fence closes before that.
 	stop()
 	<-done
+	time.Sleep(ttl / 2)
+	if err := a.Fence(); err == nil {
+		t.Fatal("a's fence is open half a time to live after its last beat")
+	}
 	for i := 0; ; i++ {
 		alive, err := b.Alive(ctx, "engine-a")
 		if err != nil {
