@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -327,6 +328,9 @@ func (s *server) shutdown() error {
 	return s.j.stop()
 }
 
+// runOwnerPrefix starts the owner name of a run's checkpoints.
+const runOwnerPrefix = "run-"
+
 // heartbeatTTL is how long an engine's heartbeat lives unless written
 // again (every third of it): how long its orders wait for another engine
 // after it died. A variable for the tests.
@@ -370,6 +374,9 @@ func takeBack(ctx context.Context, j *job, journal *kvjournal.Journal, heart *kv
 	}
 	var orphans []engine.Checkpoint
 	for _, cp := range cps {
+		if strings.HasPrefix(cp.Owner, runOwnerPrefix) {
+			continue // a run's parent: running the run again resumes it
+		}
 		if st, _ := engine.ParseState(cp.State); !st.Terminal() {
 			if alive, err := heart.Alive(ctx, cp.Owner); err != nil || alive {
 				continue // a live engine's (this one's included)
