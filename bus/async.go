@@ -123,13 +123,6 @@ func (a *AsyncPublisher) Flush(ctx context.Context) []PublishFailure {
 	return out
 }
 
-// Unstored counts the messages a Flush could not store yet.
-func (a *AsyncPublisher) Unstored() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.failed)
-}
-
 // settle waits for each message's acknowledgement in order, raising the
 // marks, and sends again (synchronously) what was refused or unanswered.
 // It waits asyncAckWait at most for all the acknowledgements together, and
@@ -186,13 +179,4 @@ func (a *AsyncPublisher) settle(ctx context.Context, qs []queued) []queued {
 		}
 	}
 	return failed
-}
-
-// FailureError joins failures into one error (nil for none).
-func FailureError(fs []PublishFailure) error {
-	errs := make([]error, len(fs))
-	for i, f := range fs {
-		errs[i] = f.Err
-	}
-	return errors.Join(errs...)
 }
