@@ -195,21 +195,8 @@ func TestJournal_AServiceRestartAdoptsItsParents(t *testing.T) {
 	j := newMemJournal()
 	clk := clock.NewManual(t0)
 	v := newFake("v", clk, "5")
-	start := func() (*Engine, func()) {
-		kill := risk.NewKillSwitch(false)
-		e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, &memPub{}, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.UseJournal(j)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- e.Serve(ctx) }()
-		waitServing(t, e)
-		return e, func() { cancel(); <-done }
-	}
 	ctx := context.Background()
-	e1, stop1 := start()
+	e1, stop1 := serving(t, clk, v, &memPub{}, j)
 	a, b := serveSpec("a"), serveSpec("b")
 	a.Origin = []byte(`{"client":"fund-a"}`)
 	for _, s := range []ParentSpec{a, b} {
@@ -230,8 +217,7 @@ func TestJournal_AServiceRestartAdoptsItsParents(t *testing.T) {
 		t.Fatalf("a filled %s before the restart", before.Filled)
 	}
 
-	e2, stop2 := start()
-	defer stop2()
+	e2, _ := serving(t, clk, v, &memPub{}, j)
 	for _, id := range []string{"a", "b"} {
 		cp, found, err := j.Load(ctx, id)
 		if err != nil || !found {
@@ -314,17 +300,7 @@ func TestJournal_ACancelNotCheckpointedIsWrittenWhenTheBusIsBack(t *testing.T) {
 	j := newMemJournal()
 	clk := clock.NewManual(t0)
 	v := newFake("v", clk, "5")
-	kill := risk.NewKillSwitch(false)
-	e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, &memPub{}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.UseJournal(j)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitServing(t, e)
+	e, _ := serving(t, clk, v, &memPub{}, j)
 	if _, err := e.Submit(context.Background(), serveSpec("a")); err != nil {
 		t.Fatal(err)
 	}

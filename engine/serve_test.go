@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,22 +30,35 @@ func serveRig(t *testing.T) service {
 	clk := clock.NewManual(t0)
 	v := newFake("v", clk, "5")
 	pub := &memPub{}
+	e, _ := serving(t, clk, v, pub, nil)
+	return service{clk: clk, eng: e, v: v, pub: pub}
+}
+
+// serving starts an engine serving on clk over v and pub, checkpointing
+// in j when it is not nil. The returned stop (also run at the test's
+// cleanup) ends Serve and checks that it ended for the cancel.
+func serving(t *testing.T, clk *clock.Manual, v *fakeVenue, pub Publisher, j Journal) (*Engine, func()) {
+	t.Helper()
 	kill := risk.NewKillSwitch(false)
 	e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, pub, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if j != nil {
+		e.UseJournal(j)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Serve(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("Serve returned %v", err)
 		}
 	})
+	t.Cleanup(stop)
 	waitServing(t, e)
-	return service{clk: clk, eng: e, v: v, pub: pub}
+	return e, stop
 }
 
 func waitServing(t *testing.T, e *Engine) {
@@ -425,19 +439,7 @@ func TestServe_AQueuingBusIsFlushedAndHeldWhileDown(t *testing.T) {
 	clk := clock.NewManual(t0)
 	v := newFake("v", clk, "5")
 	q := &queuePub{mem: &memPub{}}
-	kill := risk.NewKillSwitch(false)
-	e, err := New(clk, []Venue{v}, risk.NewChecker(kill), kill, q, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitServing(t, e)
+	e, _ := serving(t, clk, v, q, nil)
 	s := service{clk: clk, eng: e, v: v, pub: q.mem}
 	for _, id := range []string{"a", "b"} {
 		if _, err := e.Submit(context.Background(), serveSpec(id)); err != nil {
