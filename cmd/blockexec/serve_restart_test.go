@@ -13,9 +13,7 @@ import (
 
 	"github.com/blockexec/blockexec/api"
 	"github.com/blockexec/blockexec/clock"
-	"github.com/blockexec/blockexec/configs"
 	"github.com/blockexec/blockexec/settlement"
-	"github.com/blockexec/blockexec/venues/venuetest"
 )
 
 // A restarted serve takes its orders back from their checkpoints: the
@@ -26,17 +24,7 @@ func TestServe_ARestartTakesBackItsOrders(t *testing.T) {
 	ctx := context.Background()
 	cfg, secrets := servedConfig(t)
 	clk := clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute))
-	start := func() (served, *server) {
-		logs := &venuetest.LogBuffer{}
-		s, err := startServer(ctx, cfg, logs, clk)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.close() })
-		return served{s: s, clk: clk, url: "http://" + s.addr, secrets: secrets, logs: logs}, s
-	}
-
-	sv, first := start()
+	sv := serveOn(t, cfg, secrets, clk)
 	c := sv.client(t, "fund-a-1")
 	if _, created, err := c.Submit(ctx, sellOrder("keep-1")); err != nil || !created {
 		t.Fatalf("submit: created %v, %v", created, err)
@@ -48,11 +36,11 @@ func TestServe_ARestartTakesBackItsOrders(t *testing.T) {
 	if before.State != "working" || before.FilledQuantity.Sign() <= 0 {
 		t.Fatalf("before the restart: %s, filled %s", before.State, before.FilledQuantity)
 	}
-	if err := first.close(); err != nil {
+	if err := sv.s.close(); err != nil {
 		t.Fatal(err)
 	}
 
-	sv2, _ := start()
+	sv2 := serveOn(t, cfg, secrets, clk)
 	c2 := sv2.client(t, "fund-a-1")
 	got, err := c2.Get(ctx, "keep-1")
 	if err != nil {
@@ -108,32 +96,15 @@ func TestServe_AnotherEngineTakesOverAStoppedEnginesOrder(t *testing.T) {
 	defer func(ttl time.Duration) { heartbeatTTL = ttl }(heartbeatTTL)
 	heartbeatTTL = 1500 * time.Millisecond
 	ctx := context.Background()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
+	ns := natsOn(t, t.TempDir(), -1)
 	t.Cleanup(ns.Shutdown) // after the engines' own cleanups: they close first
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
 	cfgA, secrets := servedConfig(t)
 	cfgA.NATS.URL = ns.ClientURL()
 	cfgB := *cfgA
 	cfgB.SetDataDir(t.TempDir())
 	clk := clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute))
-	start := func(cfg *configs.Config) (served, *server) {
-		logs := &venuetest.LogBuffer{}
-		s, err := startServer(ctx, cfg, logs, clk)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.close() })
-		return served{s: s, clk: clk, url: "http://" + s.addr, secrets: secrets, logs: logs}, s
-	}
-	a, stopA := start(cfgA)
-	b, _ := start(&cfgB)
+	a := serveOn(t, cfgA, secrets, clk)
+	b := serveOn(t, &cfgB, secrets, clk)
 	ca, cb := a.client(t, "fund-a-1"), b.client(t, "fund-a-1")
 	if _, _, err := ca.Submit(ctx, sellOrder("moving-1")); err != nil {
 		t.Fatal(err)
@@ -146,11 +117,12 @@ func TestServe_AnotherEngineTakesOverAStoppedEnginesOrder(t *testing.T) {
 		t.Fatal("the other engine shows an order it does not work")
 	}
 	stopped := time.Now()
-	if err := stopA.close(); err != nil {
+	if err := a.s.close(); err != nil {
 		t.Fatal(err)
 	}
 
 	var got api.Order
+	var err error
 	for i := 0; ; i++ {
 		if got, err = cb.Get(ctx, "moving-1"); err == nil {
 			break
@@ -180,9 +152,8 @@ func TestServe_AnotherEngineTakesOverAStoppedEnginesOrder(t *testing.T) {
 	// together they hold each fill once.
 	// A command waits for the loop's round: its answer is the order as the
 	// loop has it, everything published and flushed.
-	var err2 error
-	if after, err2 = cb.Pause(ctx, "moving-1"); err2 != nil {
-		t.Fatal(err2)
+	if after, err = cb.Pause(ctx, "moving-1"); err != nil {
+		t.Fatal(err)
 	}
 	if err := b.s.j.rec.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
@@ -219,30 +190,14 @@ func TestServe_AnotherEngineTakesOverAStoppedEnginesOrder(t *testing.T) {
 func TestServe_RecorderAndNATSRestartsLoseNoFill(t *testing.T) {
 	ctx := context.Background()
 	store := t.TempDir()
-	startNATS := func(port int) *natsserver.Server {
-		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true,
-			StoreDir: store, NoSigs: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats-server not ready")
-		}
-		return ns
-	}
-	ns := startNATS(-1)
+	ns := natsOn(t, store, -1)
 	port := ns.Addr().(*net.TCPAddr).Port
-	t.Cleanup(func() { ns.Shutdown() })
+	t.Cleanup(func() { ns.Shutdown() }) // the one running at the end, after the server closes
 	cfg, secrets := servedConfig(t)
 	cfg.NATS.URL = ns.ClientURL()
 	clk := clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute))
-	s, err := startServer(ctx, cfg, &venuetest.LogBuffer{}, clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.close() })
-	sv := served{s: s, clk: clk, url: "http://" + s.addr, secrets: secrets}
+	sv := serveOn(t, cfg, secrets, clk)
+	s := sv.s
 	c := sv.client(t, "fund-a-1")
 	if _, _, err := c.Submit(ctx, sellOrder("bus-1")); err != nil {
 		t.Fatal(err)
@@ -278,7 +233,7 @@ func TestServe_RecorderAndNATSRestartsLoseNoFill(t *testing.T) {
 	}
 
 	// It starts again on the same port and store: trading resumes.
-	ns = startNATS(port)
+	ns = natsOn(t, store, port)
 	for i := 0; !s.j.conn.NC.IsConnected(); i++ {
 		if i > 2000 {
 			t.Fatal("the engine did not reconnect")
@@ -321,4 +276,20 @@ func TestServe_RecorderAndNATSRestartsLoseNoFill(t *testing.T) {
 	if !sum.Equal(after.FilledQuantity) || after.Fills != len(fills) {
 		t.Fatalf("the ledger holds %s in %d fills, the order %s in %d", sum, len(fills), after.FilledQuantity, after.Fills)
 	}
+}
+
+// natsOn starts a nats-server with JetStream on loopback (port -1: any),
+// storing in store. The caller shuts it down (after the servers using it).
+func natsOn(t *testing.T, store string, port int) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true,
+		StoreDir: store, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return ns
 }

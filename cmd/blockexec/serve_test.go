@@ -46,7 +46,13 @@ func startServedWith(t testing.TB, edit func(*configs.Config)) served {
 	if edit != nil {
 		edit(cfg)
 	}
-	clk := clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute))
+	return serveOn(t, cfg, secrets, clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute)))
+}
+
+// serveOn starts serve on cfg and clk, closed at the test's end, with the
+// keys' secrets for its clients.
+func serveOn(t testing.TB, cfg *configs.Config, secrets map[string][]byte, clk *clock.Manual) served {
+	t.Helper()
 	logs := &venuetest.LogBuffer{}
 	s, err := startServer(context.Background(), cfg, logs, clk)
 	if err != nil {
