@@ -56,16 +56,11 @@ func endedKey(id string) string { return "e." + base64.RawURLEncoding.EncodeToSt
 func (j *Journal) Load(ctx context.Context, id string) (engine.Checkpoint, bool, error) {
 	var cp engine.Checkpoint
 	e, err := j.kv.Get(ctx, journalKey(id))
+	working := err == nil
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		if e, err = j.kv.Get(ctx, endedKey(id)); errors.Is(err, jetstream.ErrKeyNotFound) {
+		e, err = j.kv.Get(ctx, endedKey(id))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return cp, false, nil
-		}
-		if err == nil {
-			// An ended parent is never written again: no revision to keep.
-			if err := json.Unmarshal(e.Value(), &cp); err != nil {
-				return cp, false, fmt.Errorf("journal: checkpoint of %s: %w", id, err)
-			}
-			return cp, true, nil
 		}
 	}
 	if err != nil {
@@ -74,9 +69,11 @@ func (j *Journal) Load(ctx context.Context, id string) (engine.Checkpoint, bool,
 	if err := json.Unmarshal(e.Value(), &cp); err != nil {
 		return cp, false, fmt.Errorf("journal: checkpoint of %s at revision %d: %w", id, e.Revision(), err)
 	}
-	j.mu.Lock()
-	j.rev[id] = e.Revision()
-	j.mu.Unlock()
+	if working { // an ended parent is never written again: no revision to keep
+		j.mu.Lock()
+		j.rev[id] = e.Revision()
+		j.mu.Unlock()
+	}
 	return cp, true, nil
 }
 
