@@ -89,6 +89,15 @@ type VolumeObserver interface {
 	Observe(from, to time.Time, volume decimal.Decimal)
 }
 
+// StatefulSchedule is a schedule that learns as it runs (POV: the volume
+// it has observed, the target it has promised): a checkpoint keeps its
+// State, and a restarted engine hands it to the schedule rebuilt from the
+// same order, which goes on where the first was.
+type StatefulSchedule interface {
+	State() ([]byte, error)
+	Restore(state []byte) error
+}
+
 // The router reads minBookDepth levels a side, and more (up to
 // maxBookDepth, enough for a 75 bps band on the sim's level spacing) only
 // when the slice needs them.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -87,6 +88,8 @@ type Checkpoint struct {
 	// Events are those published since the bus was last flushed: a
 	// restart publishes them again under their sequence numbers.
 	Events []bus.EventMsg `json:"events,omitempty"`
+	// Schedule is a StatefulSchedule's state (POV's observed volume).
+	Schedule json.RawMessage `json:"schedule,omitempty"`
 }
 
 // RecentFill is a quantity filled on a venue at a time.
@@ -186,6 +189,13 @@ func (e *Engine) save(ctx context.Context, p *parent) error {
 		return nil
 	}
 	cp := p.checkpoint(e.clk.Now())
+	if st, ok := p.sched.(StatefulSchedule); ok {
+		state, err := st.State()
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: schedule: %w", p.spec.ID, err)
+		}
+		cp.Schedule = state
+	}
 	if err := e.journal.Save(context.WithoutCancel(ctx), cp); errors.Is(err, ErrJournalConflict) {
 		return fmt.Errorf("checkpoint %s: %w", p.spec.ID, err)
 	} else if err != nil {
@@ -275,6 +285,11 @@ func (e *Engine) restore(ctx context.Context, s ParentSpec, cp Checkpoint, patie
 		if !c.Recorded && e.venueOf(p, c.Venue) == nil {
 			return nil, fmt.Errorf("%w: %s holds the open child %s of %s and does not answer; the parent is restored once it does",
 				venues.ErrUnavailable, c.Venue, c.ClientID, cp.ParentID)
+		}
+	}
+	if st, ok := p.sched.(StatefulSchedule); ok && len(cp.Schedule) > 0 {
+		if err := st.Restore(cp.Schedule); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", cp.ParentID, err)
 		}
 	}
 	p.origin = cp.Origin

@@ -14,6 +14,7 @@ import (
 	"github.com/blockexec/blockexec/bus"
 	"github.com/blockexec/blockexec/clock"
 	"github.com/blockexec/blockexec/risk"
+	"github.com/blockexec/blockexec/strategies/pov"
 )
 
 // crashRun runs specs on a new engine over the venues, bus and journal
@@ -372,5 +373,54 @@ func TestJournal_RestoreWaitsForTheVenueOfAnOpenChild(t *testing.T) {
 	}
 	if !sold.Equal(s.Qty) || !sum[0].Filled.Equal(s.Qty) {
 		t.Fatalf("the venues sold %s, the engine counts %s, the parent is %s", sold, sum[0].Filled, s.Qty)
+	}
+}
+
+// A POV parent killed in the middle of its hour and restarted goes on at
+// its rate: its checkpoint keeps the volume the schedule had observed and
+// the target it had promised, so the restarted schedule neither starts
+// from nothing (and stalls, the parent far ahead of a target rebuilt from
+// zero) nor loses its max-rate step. It ends where a run without the crash
+// ends.
+func TestJournal_RestartedPOVParentKeepsItsSchedule(t *testing.T) {
+	povSpec := func(t *testing.T, clk clock.Clock) ParentSpec {
+		s := sellSpec()
+		s.Qty, s.Strategy, s.MaxParticipation, s.LimitPrice = dec("1000"), "pov", dec("0.5"), decimal.Zero
+		sched, err := pov.New(s.Qty, s.Start, s.End, pov.Params{Rate: dec("0.2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Schedule = sched
+		return s
+	}
+	// Without a crash.
+	clk := clock.NewVirtual(t0)
+	v := newFake("v", clk, "50")
+	whole, err, finished := crashRun(t, clk, []*fakeVenue{v}, &memPub{}, newMemJournal(), []ParentSpec{povSpec(t, clk)})
+	if !finished || err != nil {
+		t.Fatalf("the run without a crash: finished %v, %v", finished, err)
+	}
+
+	// Killed after its 25th child is placed, then started again with a
+	// schedule built afresh from the order, as run and serve do.
+	clk = clock.NewVirtual(t0)
+	v = newFake("v", clk, "50")
+	j := newMemJournal()
+	crashVenue(v, "after", 25)
+	if _, _, finished := crashRun(t, clk, []*fakeVenue{v}, &memPub{}, j, []ParentSpec{povSpec(t, clk)}); finished {
+		t.Fatal("the run finished before the crash point")
+	}
+	v.crash = nil
+	cp, found, err := j.Load(context.Background(), "p1")
+	if err != nil || !found || len(cp.Schedule) == 0 {
+		t.Fatalf("checkpoint: found %v, schedule state %q, %v", found, cp.Schedule, err)
+	}
+	sums, err, finished := crashRun(t, clk, []*fakeVenue{v}, &memPub{}, j, []ParentSpec{povSpec(t, clk)})
+	if !finished || err != nil {
+		t.Fatalf("the restarted run: finished %v, %v", finished, err)
+	}
+	got, want := sums[0].Filled, whole[0].Filled
+	if got.Sub(want).Abs().GreaterThan(want.Mul(dec("0.02"))) {
+		t.Fatalf("restarted POV parent filled %s, the same parent without a crash %s", got, want)
 	}
 }

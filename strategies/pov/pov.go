@@ -24,6 +24,7 @@
 package pov
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -105,6 +106,35 @@ func (s *Schedule) Observe(from, to time.Time, volume decimal.Decimal) {
 	s.volume = s.volume.Add(volume)
 	s.seen = to
 	s.allowed = s.last.Add(share(s.p.MaxRate, volume))
+}
+
+// state is what a Schedule learns as it runs, as a checkpoint keeps it:
+// the terms (quantity, window, rates) come from the order again.
+type state struct {
+	Volume  decimal.Decimal `json:"volume"`
+	Seen    time.Time       `json:"seen"`
+	Last    decimal.Decimal `json:"last"`
+	Allowed decimal.Decimal `json:"allowed"`
+}
+
+// State returns what the schedule has observed and promised so far, for a
+// checkpoint: a schedule rebuilt from the same order and given it by
+// Restore goes on where this one is.
+func (s *Schedule) State() ([]byte, error) {
+	return json.Marshal(state{Volume: s.volume, Seen: s.seen, Last: s.last, Allowed: s.allowed})
+}
+
+// Restore takes back a State of a schedule of the same order.
+func (s *Schedule) Restore(b []byte) error {
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("pov: schedule state: %w", err)
+	}
+	if st.Volume.Sign() < 0 || st.Last.Sign() < 0 || st.Allowed.Sign() < 0 {
+		return fmt.Errorf("pov: schedule state %s: negative quantity", b)
+	}
+	s.volume, s.seen, s.last, s.allowed = st.Volume, st.Seen, st.Last, st.Allowed
+	return nil
 }
 
 // Volume returns the others' volume observed since the start.

@@ -116,3 +116,46 @@ func TestPOV_RejectsBadRates(t *testing.T) {
 		t.Error("end before start accepted")
 	}
 }
+
+// A schedule rebuilt from the same order and given the first one's state
+// goes on exactly where the first would have: a restart neither stalls
+// the parent (volume forgotten) nor lets it jump (the max-rate step lost).
+func TestPOV_RestoredStateGoesOnWhereItWas(t *testing.T) {
+	p := Params{Rate: d("0.1"), MaxRate: d("0.2")}
+	first, err := New(d("1000"), start, end, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, first, "300", 20)
+	st, err := first.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(d("1000"), start, end, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Restore(st); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := New(d("1000"), start, end, p)
+	for i := 21; i <= 60; i++ {
+		at := start.Add(time.Duration(i) * time.Minute)
+		for _, s := range []*Schedule{first, again, fresh} {
+			s.Observe(at.Add(-time.Minute), at, d("300"))
+		}
+		want, got := first.Target(at), again.Target(at)
+		if !got.Equal(want) {
+			t.Fatalf("minute %d: restored target %s, the running schedule's %s", i, got, want)
+		}
+		if i == 21 && !fresh.Target(at).LessThan(want) {
+			t.Fatalf("minute 21: a schedule without the state targets %s, not below %s: the test shows nothing", fresh.Target(at), want)
+		}
+	}
+	if err := again.Restore([]byte(`{"volume":"-1"}`)); err == nil {
+		t.Fatal("a negative volume was restored")
+	}
+	if err := again.Restore([]byte(`not json`)); err == nil {
+		t.Fatal("garbage was restored")
+	}
+}
