@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -34,7 +37,7 @@ func parentSpecs(cfg *configs.Config) ([]engine.ParentSpec, error) {
 			Start: p.Start, End: p.End, SliceInterval: p.SliceInterval,
 			ParticipationWindow: p.ParticipationWindow, MaxParticipation: p.MaxParticipation,
 			BandBps: p.SlippageBandBps, LimitPrice: limit, MaxChildNotional: notional,
-			Venues: p.Venues, MaxVenueShare: p.MaxVenueShare,
+			Venues: p.Venues, MaxVenueShare: p.MaxVenueShare, Origin: runTerms(cfg, p),
 		})
 		sched, err := schedule(cfg, p)
 		if err != nil {
@@ -43,6 +46,78 @@ func parentSpecs(cfg *configs.Config) ([]engine.ParentSpec, error) {
 		out[i].Schedule = sched
 	}
 	return out, nil
+}
+
+// runTerms are a run parent's terms as its config gives them, by config
+// field, each in one spelling (0.50 and 0.5 are one quantity): kept in its
+// checkpoint as the spec's Origin, so that a run resumed after a crash can
+// be checked to be the same order.
+func runTerms(cfg *configs.Config, p configs.Parent) []byte {
+	notional := p.MaxChildNotional
+	if notional.IsZero() {
+		notional = cfg.Risk.MaxChildNotional
+	}
+	decs := func(ds []decimal.Decimal) string {
+		out := make([]string, len(ds))
+		for i, d := range ds {
+			out[i] = d.String()
+		}
+		return strings.Join(out, ",")
+	}
+	terms := map[string]string{
+		"side": p.Side.String(), "symbol": p.Symbol, "quantity": p.Quantity.String(), "strategy": p.Strategy,
+		"start": p.Start.UTC().Format(time.RFC3339Nano), "end": p.End.UTC().Format(time.RFC3339Nano),
+		"slice_interval": p.SliceInterval.String(), "participation_window": p.ParticipationWindow.String(),
+		"max_participation": p.MaxParticipation.String(), "slippage_band_bps": p.SlippageBandBps.String(),
+		"floor_price": p.FloorPrice.String(), "ceiling_price": p.CeilingPrice.String(),
+		"max_child_notional": notional.String(), "venues": strings.Join(p.Venues, ","),
+		"max_venue_share": p.MaxVenueShare.String(), "pov.rate": p.POV.Rate.String(),
+		"pov.min_rate": p.POV.MinRate.String(), "pov.max_rate": p.POV.MaxRate.String(),
+		"ac.lambda": p.ACLambda.String(), "volume_curve": decs(p.VolumeCurve),
+	}
+	b, err := json.Marshal(terms)
+	if err != nil {
+		panic(err) // a map of strings always encodes
+	}
+	return b
+}
+
+// sameTerms checks that the config's parent i is the order its checkpoint
+// was written for (origin, its runTerms then): resuming an order the
+// config was edited into since would work the old terms under the new
+// ones' name. A checkpoint without terms (written before they were kept)
+// is taken as it is.
+func sameTerms(cfg *configs.Config, i int, origin []byte) error {
+	if len(origin) == 0 {
+		return nil
+	}
+	p := cfg.Parents[i]
+	var was map[string]string
+	if err := json.Unmarshal(origin, &was); err != nil {
+		return cfg.FieldError(fmt.Sprintf("parents[%d].id", i),
+			fmt.Sprintf("parent %q has a checkpoint on this NATS server that is not a run's (%v); use a new id", p.ID, err))
+	}
+	var now map[string]string
+	_ = json.Unmarshal(runTerms(cfg, p), &now)
+	fields := make([]string, 0, len(now))
+	for f := range now {
+		fields = append(fields, f)
+	}
+	slices.Sort(fields)
+	for _, f := range fields {
+		if old, ok := was[f]; ok && old != now[f] {
+			show := func(v string) string {
+				if v == "" {
+					return "none"
+				}
+				return v
+			}
+			return cfg.FieldError(fmt.Sprintf("parents[%d].%s", i, f),
+				fmt.Sprintf("%s differs from %s in the interrupted run of parent %q (its checkpoint on this NATS server): "+
+					"put the config back to resume that order, or give this one a new id", show(now[f]), show(was[f]), p.ID))
+		}
+	}
+	return nil
 }
 
 // schedule builds a parent's strategy schedule; nil means the engine's TWAP.

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -51,14 +52,17 @@ func TestFaults_KilledRunResumesAndPlacesNoClientIDTwice(t *testing.T) {
 		// afterEnd restarts the killed run only once the parent's end has
 		// passed.
 		afterEnd bool
+		// edited first restarts the killed run with its quantity edited,
+		// which is refused, then as it was.
+		edited bool
 		// proves is what the scenario adds to the checks every one makes.
 		proves string
 	}{
 		{name: "before-place 3", point: "before-place", n: 3,
 			proves: "a child whose intent was checkpointed but never sent is looked up by client id, found " +
 				"missing, given up as never placed, and its quantity sold under new client ids"},
-		{name: "after-place 3", point: "after-place", n: 3,
-			proves: "a child the venue took and filled, with nothing of it recorded, is found at the venue by " +
+		{name: "after-place 3", point: "after-place", n: 3, edited: true,
+			proves: "a restart with the parent's quantity edited is refused without placing anything; and a child the venue took and filled, with nothing of it recorded, is found at the venue by " +
 				"client id and its fills are recorded once, without sending the order again"},
 		{name: "mid-fill 2", point: "mid-fill", n: 2,
 			proves: "a child killed between two of its fills (the first walking more than one level) is " +
@@ -81,6 +85,29 @@ func TestFaults_KilledRunResumesAndPlacesNoClientIDTwice(t *testing.T) {
 			}
 			if sc.afterEnd {
 				time.Sleep(time.Until(r.start.Add(r.duration + time.Second)))
+			}
+			if sc.edited {
+				orig, err := os.ReadFile(r.config)
+				if err != nil {
+					t.Fatal(err)
+				}
+				was := fmt.Sprintf("quantity: %q", faultQuantity)
+				if err := os.WriteFile(r.config, []byte(strings.Replace(string(orig), was, `quantity: "9"`, 1)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				placed := r.placedAtVenues()
+				edited := r.run(t, "")
+				if edited.killed || edited.code != exitBadConfig || !strings.Contains(edited.stderr, "parents[0].quantity") ||
+					!strings.Contains(edited.stderr, "differs from") {
+					t.Fatalf("run with the quantity edited: exit %d (killed %v), want %d and the field named\n%s",
+						edited.code, edited.killed, exitBadConfig, edited.stderr)
+				}
+				if n := r.placedAtVenues(); n != placed {
+					t.Fatalf("the refused run placed %d orders", n-placed)
+				}
+				if err := os.WriteFile(r.config, orig, 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 
 			second := r.run(t, "")

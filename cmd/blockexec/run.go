@@ -189,6 +189,9 @@ func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 				fmt.Sprintf("parent %q already ended (%s) on this NATS server; use a new id or another --data-dir", p.ID, cp.State))}
 		}
 		if found {
+			if err := sameTerms(j.cfg, i, cp.Origin); err != nil {
+				return nil, &exitError{exitBadConfig, err}
+			}
 			j.log.Warn().Str("parent", p.ID).Str("state", cp.State).Stringer("filled", cp.Filled).
 				Time("checkpoint", cp.Saved).Msg("resuming an interrupted parent from its checkpoint")
 			resuming[p.ID] = true
