@@ -243,7 +243,7 @@ func TestAsyncPublisher_FlushStoresAndNamesFailures(t *testing.T) {
 	if again := a.Flush(ctx); len(again) != 1 || again[0].MsgID != "p2:1" {
 		t.Fatalf("a second flush: %+v", again)
 	}
-	if err := EnsureStreams(ctx, c.JS); err != nil {
+	if err := EnsureStreams(ctx, c.JS, 1); err != nil {
 		t.Fatal(err)
 	}
 	if failed := a.Flush(ctx); len(failed) != 0 {

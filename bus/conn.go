@@ -30,6 +30,10 @@ type Options struct {
 	TLSCAFile    string // PEM CAs for the server's certificate (nats.RootCAs)
 	TLSCertFile  string // PEM client certificate (nats.ClientCert), with TLSKeyFile
 	TLSKeyFile   string
+
+	// Replicas is how many servers of a cluster keep each stream (and,
+	// through Conn.Replicas, each bucket); 0 means 1.
+	Replicas int
 }
 
 // Conn is a connection to NATS with JetStream, and the embedded server
@@ -40,8 +44,9 @@ type Conn struct {
 	srv    *server.Server
 	closed chan struct{}
 
-	url  string
-	base []nats.Option // how to reach the server, for Dial
+	url      string
+	base     []nats.Option // how to reach the server, for Dial
+	replicas int
 }
 
 // StartEmbedded runs a nats-server with JetStream in this process, with no
@@ -100,7 +105,7 @@ func Connect(ctx context.Context, opts Options, log zerolog.Logger) (*Conn, erro
 			}),
 		)
 	}
-	c.url, c.base = opts.URL, base
+	c.url, c.base, c.replicas = opts.URL, base, max(opts.Replicas, 1)
 	nopts := append([]nats.Option{nats.Name(name), nats.DrainTimeout(10 * time.Second),
 		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}, base...)
 	nopts = append(nopts, handlers...)
@@ -116,7 +121,7 @@ func Connect(ctx context.Context, opts Options, log zerolog.Logger) (*Conn, erro
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	c.JS = js
-	if err := EnsureStreams(ctx, js); err != nil {
+	if err := EnsureStreams(ctx, js, c.replicas); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -157,20 +162,26 @@ func (c *Conn) shutdownServer() {
 	}
 }
 
-// EnsureStreams creates or updates the fills and events streams.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+// EnsureStreams creates or updates the fills and events streams, each
+// kept by replicas servers (an existing stream is scaled to it).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	replicas = max(replicas, 1)
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: FillsStream, Subjects: []string{FillsSubject + ".>"}, Storage: jetstream.FileStorage, Duplicates: dedupWindow,
-			Description: "every fill of every child order, Nats-Msg-Id venue:trade_id"},
+			Replicas: replicas, Description: "every fill of every child order, Nats-Msg-Id venue:trade_id"},
 		{Name: EventsStream, Subjects: []string{EventsSubject + ".>"}, Storage: jetstream.FileStorage, Duplicates: dedupWindow,
-			Description: "parent and child order events, Nats-Msg-Id parent:seq"},
+			Replicas: replicas, Description: "parent and child order events, Nats-Msg-Id parent:seq"},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("stream %s: %w", sc.Name, err)
+			return fmt.Errorf("stream %s with %d replicas: %w", sc.Name, replicas, err)
 		}
 	}
 	return nil
 }
+
+// Replicas is how many servers keep each stream: the buckets beside them
+// (checkpoints, heartbeats) are created with as many.
+func (c *Conn) Replicas() int { return c.replicas }
 
 // redactURL hides any password in a NATS URL before it reaches an error
 // or a log.

@@ -19,6 +19,9 @@ const (
 // authenticate to it. The embedded server (no url) takes none of the
 // options. Files are checked here so that a run fails on the config's
 // line, not at the first connection.
+// maxReplicas is JetStream's own bound on a stream's replicas.
+const maxReplicas = 5
+
 func (c *conv) nats(cfg *Config, r rawNATS) {
 	n := NATS{
 		URL:          c.str("nats.url", r.URL, false),
@@ -27,6 +30,15 @@ func (c *conv) nats(cfg *Config, r rawNATS) {
 		TLSCAFile:    c.str("nats.tls_ca_file", r.TLSCAFile, false),
 		TLSCertFile:  c.str("nats.tls_cert_file", r.TLSCertFile, false),
 		TLSKeyFile:   c.str("nats.tls_key_file", r.TLSKeyFile, false),
+		Replicas:     int(c.integer("nats.replicas", r.Replicas)),
+	}
+	switch {
+	case n.Replicas == 0:
+		n.Replicas = 1
+	case n.Replicas < 1 || n.Replicas > maxReplicas:
+		c.fail("nats.replicas", "want 1 to %d servers keeping each stream and bucket (3 on a three-server cluster), got %d", maxReplicas, n.Replicas)
+	case n.Replicas > 1 && n.URL == "":
+		c.fail("nats.replicas", "%d needs a NATS cluster (nats.url): the embedded server is one server, so 1", n.Replicas)
 	}
 	if u := n.URL; u != "" {
 		p, err := url.Parse(u)
@@ -177,6 +189,9 @@ func (n NATS) String() string {
 		if f.file != "" {
 			s += fmt.Sprintf(" %s=%s", f.name, f.file)
 		}
+	}
+	if n.Replicas > 1 {
+		s += fmt.Sprintf(" replicas=%d", n.Replicas)
 	}
 	return s
 }

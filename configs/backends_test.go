@@ -47,12 +47,19 @@ func TestParse_NATSCredentialsAndTLS(t *testing.T) {
 			"nats.tls_cert_file", "give both tls_cert_file and tls_key_file"},
 		{"ca is a directory", "  url: nats://x:4222\n  tls_ca_file: " + filepath.Dir(f["seed"]) + "\n",
 			"nats.tls_ca_file", "is not a regular file"},
+		{"three replicas on a cluster", "  url: nats://x:4222\n  replicas: 3\n", "", ""},
+		{"replicas on the embedded server", "  replicas: 3\n", "nats.replicas", "needs a NATS cluster (nats.url)"},
+		{"six replicas", "  url: nats://x:4222\n  replicas: 6\n", "nats.replicas", "want 1 to 5"},
+		{"replicas in words", "  url: nats://x:4222\n  replicas: three\n", "nats.replicas", "whole number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse("prod.yaml", []byte("nats:\n"+tc.nats+minimal))
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
+				}
+				if want := strings.Contains(tc.nats, "replicas: 3"); (cfg.NATS.Replicas == 3) != want || cfg.NATS.Replicas == 0 {
+					t.Errorf("replicas %d", cfg.NATS.Replicas)
 				}
 				if s := cfg.NATS.String(); strings.Contains(s, "pw") || strings.Contains(s, f["key.pem"]) {
 					t.Errorf("NATS.String() = %q shows a secret", s)

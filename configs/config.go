@@ -89,6 +89,10 @@ type NATS struct {
 	TLSCAFile    string // PEM CAs that sign the server's certificate; empty: the system's
 	TLSCertFile  string // PEM client certificate, with TLSKeyFile
 	TLSKeyFile   string
+	// Replicas is how many servers of a cluster keep each stream and
+	// bucket (fills, events, checkpoints, heartbeats): 1 (default) to 5;
+	// the embedded server is one server, so 1.
+	Replicas int
 }
 
 // Ledger says where fills and parent states are recorded.

@@ -52,6 +52,7 @@ type rawNATS struct {
 	TLSCAFile    value `yaml:"tls_ca_file"`
 	TLSCertFile  value `yaml:"tls_cert_file"`
 	TLSKeyFile   value `yaml:"tls_key_file"`
+	Replicas     value `yaml:"replicas"`
 }
 
 type rawLedger struct {

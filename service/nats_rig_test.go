@@ -114,7 +114,7 @@ func newNATSRig(t *testing.T) *natsRig {
 	if r.js, err = jetstream.New(serverNC); err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(ctx, r.js); err != nil {
+	if err := bus.EnsureStreams(ctx, r.js, 1); err != nil {
 		t.Fatal(err)
 	}
 	r.store = &natsStore{pub: bus.NewPublisher(r.js), used: map[string]bool{"used-before": true}}

@@ -98,7 +98,7 @@ func busOptions(cfg *configs.Config) bus.Options {
 	n := cfg.NATS
 	return bus.Options{URL: n.URL, StoreDir: cfg.NATSStoreDir(), Name: "blockexec",
 		CredsFile: n.CredsFile, NKeySeedFile: n.NKeySeedFile,
-		TLSCAFile: n.TLSCAFile, TLSCertFile: n.TLSCertFile, TLSKeyFile: n.TLSKeyFile}
+		TLSCAFile: n.TLSCAFile, TLSCertFile: n.TLSCertFile, TLSKeyFile: n.TLSKeyFile, Replicas: n.Replicas}
 }
 
 // killSwitch is the config's global switch and its parents' own.

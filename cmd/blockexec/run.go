@@ -173,7 +173,7 @@ func (j *job) execute(ctx context.Context, obs engine.Observer) (_ *result, err 
 func (j *job) run(ctx context.Context, obs engine.Observer) (*result, error) {
 	// Every parent is checkpointed on the bus (JetStream KeyValue): a run
 	// that was killed resumes where it stood when started again.
-	journal, err := kvjournal.New(ctx, j.conn.JS, 1, runOwnerPrefix+engineName())
+	journal, err := kvjournal.New(ctx, j.conn.JS, j.conn.Replicas(), runOwnerPrefix+engineName())
 	if err != nil {
 		return nil, &exitError{exitFailed, err}
 	}

@@ -195,12 +195,12 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 	// service takes its orders back, and when an engine's heartbeat
 	// expires another engine on the same NATS takes them over.
 	ttl, owner := heartbeatTTL, engineName()
-	journal, err := kvjournal.New(ctx, j.conn.JS, 1, owner)
+	journal, err := kvjournal.New(ctx, j.conn.JS, j.conn.Replicas(), owner)
 	if err != nil {
 		return nil, &exitError{exitFailed, err}
 	}
 	j.eng.UseJournal(journal)
-	heart, err := kvjournal.NewHeartbeat(ctx, j.conn.JS, owner, ttl, 1)
+	heart, err := kvjournal.NewHeartbeat(ctx, j.conn.JS, owner, ttl, j.conn.Replicas())
 	if err != nil {
 		return nil, &exitError{exitFailed, err}
 	}

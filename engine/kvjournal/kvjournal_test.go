@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/shopspring/decimal"
 
 	"github.com/blockexec/blockexec/bus"
+	"github.com/blockexec/blockexec/bus/bustest"
 	"github.com/blockexec/blockexec/engine"
 )
 
@@ -182,5 +184,70 @@ func TestHeartbeat_LivesWhileBeatingAndGoesAtStop(t *testing.T) {
 	}
 	if alive, err := a.Alive(ctx, "engine-b"); err != nil || alive {
 		t.Fatalf("b after its stop: alive %v, %v", alive, err)
+	}
+}
+
+// On a cluster, the checkpoint and heartbeat buckets are kept by as many
+// servers as the bus's streams (nats.replicas): a checkpoint written
+// before the bucket's leader dies is read back after it.
+func TestBuckets_KeptByTheReplicasAsked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server JetStream cluster")
+	}
+	srvs := bustest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var c *bus.Conn
+	err := bustest.Retry(30*time.Second, func() (err error) {
+		c, err = bus.Connect(ctx, bus.Options{URL: bustest.ClientURLs(srvs), Replicas: 3}, zerolog.Nop())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	j, err := New(ctx, c.JS, c.Replicas(), "engine-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewHeartbeat(ctx, c.JS, "engine-a", time.Minute, c.Replicas()); err != nil {
+		t.Fatal(err)
+	}
+	var leader string
+	for _, bucket := range []string{Bucket, HeartbeatBucket} {
+		kv, err := c.JS.KeyValue(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := st.(*jetstream.KeyValueBucketStatus).StreamInfo()
+		if info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+			t.Fatalf("bucket %s: %d replicas, cluster %+v", bucket, info.Config.Replicas, info.Cluster)
+		}
+		if bucket == Bucket {
+			leader = info.Cluster.Leader
+		}
+	}
+	cp := engine.Checkpoint{ParentID: "p1", State: "working", Slice: 7, Filled: decimal.RequireFromString("1.5")}
+	if err := j.Save(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srvs {
+		if s.Name() == leader {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	}
+	var got engine.Checkpoint
+	var found bool
+	err = bustest.Retry(time.Minute, func() (err error) {
+		got, found, err = j.Load(ctx, "p1")
+		return err
+	})
+	if err != nil || !found || got.Slice != 7 || !got.Filled.Equal(cp.Filled) {
+		t.Fatalf("after losing %s: found %v, %+v, %v", leader, found, got, err)
 	}
 }
