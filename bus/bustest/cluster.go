@@ -104,3 +104,21 @@ func Retry(timeout time.Duration, try func() error) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// StartServer runs one nats-server with JetStream on a loopback port, in
+// this process, storing under the test's temporary directory; it is shut
+// down when the test ends.
+func StartServer(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{ServerName: "bx", Host: "127.0.0.1", Port: -1,
+		JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready after 10 s")
+	}
+	return s
+}

@@ -53,6 +53,6 @@ venues on a virtual clock, an embedded NATS server and a SQLite ledger.`,
 	}
 	root.AddCommand(newRunCmd(), newServeCmd(), newReportCmd(), newBacktestCmd(), newPlanCmd(), newKeysCmd())
 	root.AddCommand(newOrderCmd())
-	root.AddCommand(newWatchCmd())
+	root.AddCommand(newWatchCmd(), newRecorderCmd())
 	return root
 }
