@@ -71,7 +71,13 @@ func TestCluster_StreamsKeptByReplicasSurviveAServer(t *testing.T) {
 	// to one of them.
 	after := before
 	after.TradeID = "t2"
-	if err := bustest.Retry(time.Minute, func() error { return p.PublishFill(ctx, after) }); err != nil {
+	// Each try has a deadline of its own: a publish sent on the dead
+	// server's connection is never answered.
+	if err := bustest.Retry(time.Minute, func() error {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return p.PublishFill(tctx, after)
+	}); err != nil {
 		t.Fatalf("no fill taken after the stream leader %s died: %v", leader, err)
 	}
 	s, err := c.JS.Stream(ctx, FillsStream)

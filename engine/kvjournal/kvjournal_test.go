@@ -244,7 +244,9 @@ func TestBuckets_KeptByTheReplicasAsked(t *testing.T) {
 	var got engine.Checkpoint
 	var found bool
 	err = bustest.Retry(time.Minute, func() (err error) {
-		got, found, err = j.Load(ctx, "p1")
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second) // a read sent to the dead server is never answered
+		defer cancel()
+		got, found, err = j.Load(tctx, "p1")
 		return err
 	})
 	if err != nil || !found || got.Slice != 7 || !got.Filled.Equal(cp.Filled) {
