@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -53,10 +52,9 @@ type AsyncPublisher struct {
 }
 
 type queued struct {
-	kind, subject, id, parent string
-	body                      []byte
-	fut                       jetstream.PubAckFuture // nil: not sent yet
-	err                       error                  // why it is not stored yet
+	message
+	fut jetstream.PubAckFuture // nil: not sent yet
+	err error                  // why it is not stored yet
 }
 
 // Async returns a queuing publisher over p's connection and marks.
@@ -67,29 +65,29 @@ func (a *AsyncPublisher) Marks() Marks { return a.p.Marks() }
 
 // PublishFill queues a fill (Nats-Msg-Id venue:trade_id).
 func (a *AsyncPublisher) PublishFill(_ context.Context, m FillMsg) error {
-	if m.Schema == "" {
-		m.Schema = FillSchema
+	msg, err := fillMessage(m)
+	if err != nil {
+		return err
 	}
-	return a.queue("fill", FillSubjectFor(m.ParentID, m.Venue), m.MsgID(), m.ParentID, m)
+	a.queue(msg)
+	return nil
 }
 
 // PublishEvent queues an event (Nats-Msg-Id parent:seq).
 func (a *AsyncPublisher) PublishEvent(_ context.Context, m EventMsg) error {
-	if m.Schema == "" {
-		m.Schema = EventSchema
+	msg, err := eventMessage(m)
+	if err != nil {
+		return err
 	}
-	return a.queue("event", EventSubjectFor(m.ParentID, m.Kind), m.MsgID(), m.ParentID, m)
+	a.queue(msg)
+	return nil
 }
 
-func (a *AsyncPublisher) queue(kind, subject, id, parent string, v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", subject, err)
-	}
-	q := queued{kind: kind, subject: subject, id: id, parent: parent, body: body}
+func (a *AsyncPublisher) queue(msg message) {
+	q := queued{message: msg}
 	// A message the client will not take now (too many in flight, or no
 	// connection) waits for Flush, which sends it again.
-	q.fut, _ = a.p.js.PublishAsync(subject, body, jetstream.WithMsgID(id))
+	q.fut, _ = a.p.js.PublishAsync(msg.subject, msg.body, jetstream.WithMsgID(msg.id))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending = append(a.pending, q)
@@ -100,7 +98,6 @@ func (a *AsyncPublisher) queue(kind, subject, id, parent string, v any) error {
 		clear(a.pending)
 		a.pending = a.pending[:0]
 	}
-	return nil
 }
 
 // Flush waits until every queued message is stored, sending again (with

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -47,31 +46,66 @@ func (p *Publisher) Marks() Marks {
 // publish of the same fill within the de-duplication window is dropped by
 // the server.
 func (p *Publisher) PublishFill(ctx context.Context, m FillMsg) error {
-	if m.Schema == "" {
-		m.Schema = FillSchema
+	msg, err := fillMessage(m)
+	if err != nil {
+		return err
 	}
-	return p.publish(ctx, FillSubjectFor(m.ParentID, m.Venue), m.MsgID(), m)
+	return p.publish(ctx, msg)
 }
 
 // PublishEvent publishes an event with Nats-Msg-Id parent:seq.
 func (p *Publisher) PublishEvent(ctx context.Context, m EventMsg) error {
-	if m.Schema == "" {
-		m.Schema = EventSchema
+	msg, err := eventMessage(m)
+	if err != nil {
+		return err
 	}
-	return p.publish(ctx, EventSubjectFor(m.ParentID, m.Kind), m.MsgID(), m)
+	return p.publish(ctx, msg)
 }
 
-func (p *Publisher) publish(ctx context.Context, subject, id string, v any) error {
-	body, err := json.Marshal(v)
+func (p *Publisher) publish(ctx context.Context, msg message) error {
+	ack, err := p.js.Publish(ctx, msg.subject, msg.body, jetstream.WithMsgID(msg.id))
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", subject, err)
-	}
-	ack, err := p.js.Publish(ctx, subject, body, jetstream.WithMsgID(id))
-	if err != nil {
-		return fmt.Errorf("publish %s (%s): %w", subject, id, err)
+		return fmt.Errorf("publish %s (%s): %w", msg.subject, msg.id, err)
 	}
 	p.raise(ack)
 	return nil
+}
+
+// message is a fill or an event encoded for its stream.
+type message struct {
+	kind, subject, id, parent string
+	body                      []byte
+}
+
+// fillMessage encodes m (schema blockexec.fill.v1 unless set) for
+// blockexec.fills.<parent>.<venue>, de-duplicated by venue:trade_id.
+func fillMessage(m FillMsg) (message, error) {
+	if m.Schema == "" {
+		m.Schema = FillSchema
+	}
+	msg := message{kind: "fill", subject: FillSubjectFor(m.ParentID, m.Venue), id: m.MsgID(), parent: m.ParentID}
+	return msg.withBody(m.AppendJSON(make([]byte, 0, fillSizeHint)))
+}
+
+// eventMessage encodes m (schema blockexec.event.v1 unless set) for
+// blockexec.events.<parent>.<kind>, de-duplicated by parent:seq.
+func eventMessage(m EventMsg) (message, error) {
+	if m.Schema == "" {
+		m.Schema = EventSchema
+	}
+	msg := message{kind: "event", subject: EventSubjectFor(m.ParentID, m.Kind), id: m.MsgID(), parent: m.ParentID}
+	return msg.withBody(m.AppendJSON(make([]byte, 0, eventSizeHint)))
+}
+
+// withBody sets msg's body, the outcome of an AppendJSON. The buffer is
+// fresh for each message: the client keeps it to send again, and so does
+// an AsyncPublisher until the message is stored.
+func (msg message) withBody(body []byte, err error) (message, error) {
+	if err != nil {
+		return message{}, fmt.Errorf("encode %s: %w", msg.subject, err)
+	}
+	msg.body = body
+	return msg, nil
 }
 
 func (p *Publisher) raise(ack *jetstream.PubAck) {

@@ -30,6 +30,8 @@ type Journal struct {
 
 	mu  sync.Mutex
 	rev map[string]uint64 // key → the revision this journal knows
+
+	size atomic.Int64 // of the last checkpoint written
 }
 
 // New opens (creating if needed) the checkpoint bucket. The bucket keeps
@@ -81,10 +83,13 @@ func (j *Journal) Load(ctx context.Context, id string) (engine.Checkpoint, bool,
 // otherwise updated from the revision it knows.
 func (j *Journal) Save(ctx context.Context, cp engine.Checkpoint) error {
 	cp.Owner = j.owner
-	body, err := json.Marshal(cp)
+	// A buffer the size of the last checkpoint, which the next one mostly
+	// is: appended to once.
+	body, err := cp.AppendJSON(make([]byte, 0, j.size.Load()+256))
 	if err != nil {
 		return fmt.Errorf("journal: encode %s: %w", cp.ParentID, err)
 	}
+	j.size.Store(int64(len(body)))
 	j.mu.Lock()
 	rev, known := j.rev[cp.ParentID]
 	j.mu.Unlock()
