@@ -137,6 +137,8 @@ type Engine struct {
 	health  map[string]*venueHealth
 	ours    map[string]*fillLog // every parent's fills, by venue
 	desk    *desk               // the serving loop's state
+	// measureLoop locks the serving loop to its thread (MeasureLoopCPU).
+	measureLoop bool
 }
 
 // New returns an engine over the given venues (names must be unique).

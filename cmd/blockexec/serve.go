@@ -148,7 +148,10 @@ type server struct {
 
 // startServer builds and starts everything serve runs, on clk (the wall
 // clock, or a manual one in tests). On error, what started is stopped.
-func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk clock.Clock) (_ *server, err error) {
+// Each of tune is applied to the engine before it serves (benchmarks
+// measure its loop).
+func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk clock.Clock,
+	tune ...func(*engine.Engine)) (_ *server, err error) {
 	if cfg.Service.KeysFile == "" {
 		return nil, &exitError{exitBadConfig, cfg.FieldError("service.keys_file",
 			"missing: serve needs its API keys file (make one with blockexec keys new)")}
@@ -206,6 +209,9 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 	}
 	s.heart = heart
 	j.eng.UseFence(heart.Fence)
+	for _, t := range tune {
+		t(j.eng)
+	}
 	engCtx, stopEng := context.WithCancel(context.Background())
 	s.stopEng = stopEng
 	go func() {

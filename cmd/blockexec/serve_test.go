@@ -21,6 +21,7 @@ import (
 	"github.com/blockexec/blockexec/client"
 	"github.com/blockexec/blockexec/clock"
 	"github.com/blockexec/blockexec/configs"
+	"github.com/blockexec/blockexec/engine"
 	"github.com/blockexec/blockexec/venues/venuetest"
 )
 
@@ -51,10 +52,10 @@ func startServedWith(t testing.TB, edit func(*configs.Config)) served {
 
 // serveOn starts serve on cfg and clk, closed at the test's end, with the
 // keys' secrets for its clients.
-func serveOn(t testing.TB, cfg *configs.Config, secrets map[string][]byte, clk *clock.Manual) served {
+func serveOn(t testing.TB, cfg *configs.Config, secrets map[string][]byte, clk *clock.Manual, tune ...func(*engine.Engine)) served {
 	t.Helper()
 	logs := &venuetest.LogBuffer{}
-	s, err := startServer(context.Background(), cfg, logs, clk)
+	s, err := startServer(context.Background(), cfg, logs, clk, tune...)
 	if err != nil {
 		t.Fatal(err)
 	}
