@@ -15,15 +15,17 @@ import (
 // Batching: once it has a message, the recorder takes up to
 // defaultBatchSize, waiting at most defaultLinger for them, and writes
 // them in one transaction. Under load a batch fills at once; a lone
-// message waits the linger, a bound on the latency it adds.
+// message waits the linger, a bound on the latency it adds. While the
+// ledger is busy with the batch before, the next one keeps growing past
+// the linger (see collect).
 const (
 	defaultBatchSize = 1024
 	defaultLinger    = 2 * time.Millisecond
 )
 
 // inFlight is how many batches a stream's pipeline holds at most: one
-// being collected, one queued, one being written, one queued, one being
-// acknowledged.
+// being collected, one being written, one queued, one being
+// acknowledged, and one in the iterator's buffer.
 const inFlight = 5
 
 // maxAckPending lets the server deliver the next batch while the pipeline
@@ -48,27 +50,15 @@ type batch[T any] struct {
 // r.loops waits for all three.
 func startPipeline[T any](r *Recorder, stream string, it jetstream.MessagesContext,
 	decode func(jetstream.Msg) (T, error), store func(context.Context, []T) (int, error)) {
-	toWrite := make(chan *batch[T], 1)
+	// Unbuffered: a send succeeds only when the writer is waiting for
+	// work, which is how collect tells a free writer from a busy one.
+	toWrite := make(chan *batch[T])
 	toAck := make(chan *batch[T], 1)
 	r.loops.Add(3)
 	go func() {
 		defer r.loops.Done()
 		defer close(toWrite)
-		r.collect(stream, it, func(msgs []jetstream.Msg) {
-			b := &batch[T]{full: len(msgs) == r.batchSize,
-				msgs: make([]jetstream.Msg, 0, len(msgs)), items: make([]T, 0, len(msgs))}
-			for _, msg := range msgs {
-				item, err := decode(msg)
-				if err != nil {
-					r.term(msg, err.Error())
-					continue
-				}
-				b.msgs, b.items = append(b.msgs, msg), append(b.items, item)
-			}
-			if len(b.items) > 0 {
-				toWrite <- b
-			}
-		})
+		collect(r, stream, it, decode, toWrite)
 	}()
 	go func() {
 		defer r.loops.Done()
@@ -138,9 +128,17 @@ func acknowledge[T any](r *Recorder, stream string, toAck <-chan *batch[T]) {
 	}
 }
 
-// collect takes batches from it and hands them to use until it is
-// stopped; the batch being collected then is handed over too.
-func (r *Recorder) collect(stream string, it jetstream.MessagesContext, use func([]jetstream.Msg)) {
+// collect gathers batches from it, decoding each message as it comes,
+// and hands them to toWrite until it is stopped; the batch being gathered
+// then is handed over too. A batch goes when it is full, or once the
+// linger since its first message has passed and the writer is free. While
+// the writer is still busy with the batch before, it keeps growing:
+// handing over a small batch would only queue it, and under load fewer,
+// bigger transactions cost less per fill (a commit is a WAL write, and on
+// PostgreSQL a flush to disk); an idle ledger still gets a lone message
+// after the linger.
+func collect[T any](r *Recorder, stream string, it jetstream.MessagesContext,
+	decode func(jetstream.Msg) (T, error), toWrite chan<- *batch[T]) {
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -150,23 +148,55 @@ func (r *Recorder) collect(stream string, it jetstream.MessagesContext, use func
 			r.log.Warn().Err(err).Str("stream", stream).Msg("recorder consume")
 			continue
 		}
-		msgs := make([]jetstream.Msg, 1, r.batchSize)
-		msgs[0] = msg
-		closed := false
-		deadline := time.Now().Add(r.linger)
-		for len(msgs) < r.batchSize {
-			wait := time.Until(deadline)
-			if wait <= 0 {
-				break
-			}
-			msg, err := it.Next(jetstream.NextMaxWait(wait))
+		b := &batch[T]{msgs: make([]jetstream.Msg, 0, r.batchSize), items: make([]T, 0, r.batchSize)}
+		taken := 0 // messages of this batch, undecodable ones too
+		add := func(msg jetstream.Msg) {
+			taken++
+			item, err := decode(msg)
 			if err != nil {
-				closed = errors.Is(err, jetstream.ErrMsgIteratorClosed)
-				break // or a timeout: write what there is
+				r.term(msg, err.Error())
+				return
 			}
-			msgs = append(msgs, msg)
+			b.msgs, b.items = append(b.msgs, msg), append(b.items, item)
 		}
-		use(msgs)
+		add(msg)
+		// One deadline for the batch's waits, rather than a timer per
+		// message (NextMaxWait makes one each call).
+		ctx, cancel := context.WithTimeout(context.Background(), r.linger)
+		closed, handed, lingered := false, false, false
+		for taken < r.batchSize && !closed && !handed {
+			msg, err := it.Next(jetstream.NextContext(ctx))
+			switch {
+			case err == nil:
+				add(msg)
+			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+				closed = true
+				continue
+			case ctx.Err() != nil: // the linger passed
+				lingered = true
+				cancel()
+				ctx, cancel = context.WithTimeout(context.Background(), r.linger)
+			default:
+				r.log.Warn().Err(err).Str("stream", stream).Msg("recorder consume")
+				lingered = true
+			}
+			if lingered && len(b.items) == 0 {
+				break // all undecodable: wait for the next message afresh
+			}
+			if lingered {
+				b.full = taken == r.batchSize
+				select {
+				case toWrite <- b:
+					handed = true
+				default: // the writer is busy: keep gathering
+				}
+			}
+		}
+		cancel()
+		if !handed && len(b.items) > 0 {
+			b.full = taken == r.batchSize
+			toWrite <- b
+		}
 		if closed {
 			return
 		}

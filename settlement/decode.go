@@ -24,9 +24,11 @@ func decodeFillBody(data []byte) (bus.FillMsg, error) {
 }
 
 // readFlatFill reads {"key":"value",…} with the keys of bus.FillMsg and
-// string values without escapes; ok is false for anything else.
+// string values without escapes; ok is false for anything else. The body
+// is copied into one string, of which the fields are slices: one
+// allocation instead of one a field.
 func readFlatFill(data []byte) (m bus.FillMsg, ok bool) {
-	p := flat{b: data}
+	p := flat{b: data, s: string(data)}
 	if !p.byte('{') {
 		return m, false
 	}
@@ -34,12 +36,12 @@ func readFlatFill(data []byte) (m bus.FillMsg, ok bool) {
 		return m, p.end()
 	}
 	for {
-		key, ok := p.str()
+		ki, kj, ok := p.str()
 		if !ok || !p.byte(':') {
 			return m, false
 		}
-		val, ok := p.str()
-		if !ok || !setFill(&m, key, val) {
+		vi, vj, ok := p.str()
+		if !ok || !setFill(&m, p.b[ki:kj], p.s[vi:vj], p.b[vi:vj]) {
 			return m, false
 		}
 		if p.byte('}') {
@@ -53,6 +55,7 @@ func readFlatFill(data []byte) (m bus.FillMsg, ok bool) {
 
 type flat struct {
 	b []byte
+	s string // b as a string
 	i int
 }
 
@@ -72,25 +75,25 @@ func (p *flat) byte(c byte) bool {
 	return false
 }
 
-// str reads a string without escapes or control characters; its bytes
-// must be valid UTF-8 for the result to equal encoding/json's, which
-// set checks.
-func (p *flat) str() ([]byte, bool) {
+// str reads a string without escapes or control characters, or any
+// byte past ASCII (whose UTF-8 encoding/json would check), and returns
+// where its text starts and ends in p.b.
+func (p *flat) str() (i, j int, ok bool) {
 	if !p.byte('"') {
-		return nil, false
+		return 0, 0, false
 	}
-	j := bytes.IndexByte(p.b[p.i:], '"')
-	if j < 0 {
-		return nil, false
+	n := bytes.IndexByte(p.b[p.i:], '"')
+	if n < 0 {
+		return 0, 0, false
 	}
-	s := p.b[p.i : p.i+j]
-	for _, c := range s {
+	for _, c := range p.b[p.i : p.i+n] {
 		if c == '\\' || c < 0x20 || c >= 0x80 {
-			return nil, false
+			return 0, 0, false
 		}
 	}
-	p.i += j + 1
-	return s, true
+	i, j = p.i, p.i+n
+	p.i = j + 1
+	return i, j, true
 }
 
 func (p *flat) end() bool {
@@ -98,40 +101,40 @@ func (p *flat) end() bool {
 	return p.i == len(p.b)
 }
 
-// setFill assigns one field of a fill; false for a key encoding/json
-// would match differently (unknown, other case) or a value it would read
-// otherwise.
-func setFill(m *bus.FillMsg, key, val []byte) bool {
+// setFill assigns one field of a fill, val (raw is the same bytes); false
+// for a key encoding/json would match differently (unknown, other case)
+// or a value it would read otherwise.
+func setFill(m *bus.FillMsg, key []byte, val string, raw []byte) bool {
 	var err error
 	switch string(key) {
 	case "schema":
-		m.Schema = string(val)
+		m.Schema = val
 	case "parent_id":
-		m.ParentID = string(val)
+		m.ParentID = val
 	case "client_order_id":
-		m.ClientID = string(val)
+		m.ClientID = val
 	case "order_id":
-		m.OrderID = string(val)
+		m.OrderID = val
 	case "venue":
-		m.Venue = string(val)
+		m.Venue = val
 	case "trade_id":
-		m.TradeID = string(val)
+		m.TradeID = val
 	case "symbol":
-		m.Symbol = string(val)
+		m.Symbol = val
 	case "side":
-		m.Side = string(val)
+		m.Side = val
 	case "fee_asset":
-		m.FeeAsset = string(val)
+		m.FeeAsset = val
 	case "liquidity":
-		m.Liquidity = string(val)
+		m.Liquidity = val
 	case "price":
-		m.Price, err = decimal.NewFromString(string(val))
+		m.Price, err = decimal.NewFromString(val)
 	case "qty":
-		m.Qty, err = decimal.NewFromString(string(val))
+		m.Qty, err = decimal.NewFromString(val)
 	case "fee":
-		m.Fee, err = decimal.NewFromString(string(val))
+		m.Fee, err = decimal.NewFromString(val)
 	case "time":
-		err = m.Time.UnmarshalText(val)
+		err = m.Time.UnmarshalText(raw)
 	default:
 		return false
 	}

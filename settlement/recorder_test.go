@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -381,6 +382,57 @@ func TestRecorder_FailureInMidBatchRollsBackAndRedeliversAll(t *testing.T) {
 		// transaction left none behind.
 		if got := tradeIDs(t, l); len(got) != 20 || added != 20 {
 			t.Fatalf("ledger holds %d trades, the retry added %d; want 20 and 20", len(got), added)
+		}
+	})
+}
+
+// gatedStore holds its first RecordFills until release is closed.
+type gatedStore struct {
+	*flakyStore
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *gatedStore) RecordFills(ctx context.Context, ms []bus.FillMsg) (int, error) {
+	first := false
+	s.once.Do(func() { first = true })
+	if first {
+		close(s.entered)
+		<-s.release
+	}
+	return s.flakyStore.RecordFills(ctx, ms)
+}
+
+// TestRecorder_BatchGrowsWhileTheWriterIsBusy: fills arriving, a linger
+// apart, while the ledger still writes the batch before are written
+// together in one transaction, not one each.
+func TestRecorder_BatchGrowsWhileTheWriterIsBusy(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		c, l, pub := setup(t, b)
+		ctx := waitCtx(t)
+		store := &gatedStore{flakyStore: &flakyStore{Store: l}, entered: make(chan struct{}), release: make(chan struct{})}
+		rec := NewRecorder(c.JS, store, zerolog.Nop(), "")
+		rec.linger = 10 * time.Millisecond
+		if err := rec.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rec.Stop)
+		if err := pub.PublishFill(ctx, testFill("simA", "1", "63000", "0.1", "0", 0)); err != nil {
+			t.Fatal(err)
+		}
+		<-store.entered
+		for i := 2; i <= 4; i++ {
+			if err := pub.PublishFill(ctx, testFill("simA", strconv.Itoa(i), "63000", "0.1", "0", time.Duration(i)*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * rec.linger)
+		}
+		close(store.release)
+		if err := rec.WaitFor(ctx, pub.Marks()); err != nil {
+			t.Fatal(err)
+		}
+		if batches, added := store.written(); len(batches) != 2 || len(batches[1]) != 3 || added != 4 {
+			t.Fatalf("batches %v (%d added), want the first fill, then the three that came while it was written", batches, added)
 		}
 	})
 }
