@@ -4,7 +4,7 @@
 package bus
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,12 +51,12 @@ func Token(s string) string {
 
 // FillSubjectFor returns blockexec.fills.<parent>.<venue>.
 func FillSubjectFor(parent, venue string) string {
-	return fmt.Sprintf("%s.%s.%s", FillsSubject, Token(parent), Token(venue))
+	return FillsSubject + "." + Token(parent) + "." + Token(venue)
 }
 
 // EventSubjectFor returns blockexec.events.<parent>.<kind>.
 func EventSubjectFor(parent, kind string) string {
-	return fmt.Sprintf("%s.%s.%s", EventsSubject, Token(parent), Token(kind))
+	return EventsSubject + "." + Token(parent) + "." + Token(kind)
 }
 
 // FillMsg is the body of a message on BLOCKEXEC_FILLS. Decimals are strings.
@@ -98,7 +98,7 @@ type EventMsg struct {
 }
 
 // MsgID is the JetStream de-duplication id of an event: parent:seq.
-func (m EventMsg) MsgID() string { return fmt.Sprintf("%s:%d", m.ParentID, m.Seq) }
+func (m EventMsg) MsgID() string { return m.ParentID + ":" + strconv.FormatInt(m.Seq, 10) }
 
 // ParentInfo describes an accepted parent order.
 type ParentInfo struct {
