@@ -162,6 +162,9 @@ type Service struct {
 	// MetricsListen is host:port of a listener serving /metrics alone, which
 	// the API's listener then does not; empty: /metrics on Listen, unsigned.
 	MetricsListen string
+	// Record runs a recorder in serve (default true); false leaves the
+	// ledger to blockexec recorder processes on the same nats.url.
+	Record bool
 }
 
 // Risk holds the global limits.

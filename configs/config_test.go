@@ -156,6 +156,23 @@ func TestParse_ServiceMetricsListen(t *testing.T) {
 	}
 }
 
+// serve records by default; service.record: false leaves it to recorders
+// on a shared server, and is refused with the embedded one.
+func TestParse_ServiceRecord(t *testing.T) {
+	if cfg, err := Parse("x.yaml", []byte(minimal)); err != nil || !cfg.Service.Record {
+		t.Fatalf("record by default: %v, %v", cfg.Service.Record, err)
+	}
+	cfg, err := Parse("x.yaml", []byte("nats:\n  url: nats://nats.internal:4222\nservice:\n  record: false\n"+minimal))
+	if err != nil || cfg.Service.Record {
+		t.Fatalf("record: false on a shared server: %v, %v", cfg.Service.Record, err)
+	}
+	_, err = Parse("x.yaml", []byte("service:\n  record: false\n"+minimal))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Path != "service.record" || fe.Line != 2 || !strings.Contains(fe.Msg, "needs nats.url") {
+		t.Fatalf("record: false on the embedded server: %v", err)
+	}
+}
+
 func TestParse_ParticipationWindowDefaultsToSliceInterval(t *testing.T) {
 	src := strings.Replace(minimal, "    duration: 8h\n", "    duration: 8h\n    slice_interval: 90s\n", 1)
 	cfg, err := Parse("x.yaml", []byte(src))

@@ -99,6 +99,7 @@ type rawService struct {
 	NATSAPI       value `yaml:"nats_api"`
 	MaxBody       value `yaml:"max_body_bytes"`
 	MetricsListen value `yaml:"metrics_listen"`
+	Record        value `yaml:"record"`
 }
 
 type rawRisk struct {
@@ -296,10 +297,13 @@ func (c *conv) timestamp(path string, v value) (time.Time, bool) {
 }
 
 // boolean reads true or false; absent is false.
-func (c *conv) boolean(path string, v value) bool {
+func (c *conv) boolean(path string, v value) bool { return c.booleanOr(path, v, false) }
+
+// booleanOr reads true or false; absent is def.
+func (c *conv) booleanOr(path string, v value, def bool) bool {
 	switch n := c.node(v).(type) {
 	case nil:
-		return false
+		return def
 	case *ast.BoolNode:
 		return n.Value
 	default:

@@ -521,6 +521,7 @@ func (c *conv) service(cfg *Config, r rawService) {
 		NATSAPI:       c.boolean("service.nats_api", r.NATSAPI),
 		MaxBody:       int(c.integer("service.max_body_bytes", r.MaxBody)),
 		MetricsListen: c.str("service.metrics_listen", r.MetricsListen, false),
+		Record:        c.booleanOr("service.record", r.Record, true),
 	}
 	if s.Listen == "" {
 		s.Listen = DefaultListen
@@ -543,6 +544,10 @@ func (c *conv) service(cfg *Config, r rawService) {
 		c.fail("service.max_body_bytes", "must be >= 0 (0: 64 KiB), got %d", s.MaxBody)
 	case s.MaxBody > 16<<20:
 		c.fail("service.max_body_bytes", "at most 16 MiB, got %d", s.MaxBody)
+	}
+	if !s.Record && cfg.NATS.URL == "" {
+		c.fail("service.record", "false needs nats.url: the embedded server is reachable from serve's process only, "+
+			"so nothing else could record its fills; leave record out, or share a NATS server where blockexec recorder runs")
 	}
 	cfg.Service = s
 }

@@ -43,6 +43,9 @@ type jobOptions struct {
 	clk       clock.Clock // nil: newClock(cfg)
 	wrapVenue func(engine.Venue) engine.Venue
 	wrapPub   func(engine.Publisher) engine.Publisher
+	// noRecorder leaves the recorder out (serve with service.record:
+	// false): job.rec stays nil, and other processes record.
+	noRecorder bool
 }
 
 // newJob builds the graph for cfg: clock, bus, ledger and recorder, risk,
@@ -83,7 +86,11 @@ func newJobWith(cfg *configs.Config, logOut io.Writer, o jobOptions) (*job, erro
 		risk.Module,
 		engine.Module,
 		venueOptions(cfg, j),
-		fx.Populate(&j.eng, &j.ledger, &j.rec, &j.conn),
+		fx.Populate(&j.eng, &j.ledger, &j.conn),
+	}
+	if !o.noRecorder {
+		// fx builds (and starts) only what is asked for.
+		opts = append(opts, fx.Populate(&j.rec))
 	}
 	j.app = fx.New(opts...)
 	if err := j.app.Err(); err != nil {

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/shopspring/decimal"
 
 	"github.com/blockexec/blockexec/bus"
 	"github.com/blockexec/blockexec/bus/bustest"
+	"github.com/blockexec/blockexec/clock"
 	"github.com/blockexec/blockexec/settlement"
 )
 
@@ -149,5 +151,59 @@ func TestRecorderCommand_NeedsASharedNATSServer(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != exitBadConfig || !strings.Contains(err.Error(), "nats.url") ||
 		!strings.Contains(err.Error(), "recorder.yaml:") {
 		t.Fatalf("err = %v, want exit %d naming the file and nats.url", err, exitBadConfig)
+	}
+}
+
+// serve with service.record: false on a shared NATS server records
+// nothing itself (it never even creates the recorders' durable); a
+// recorder on the same server and ledger then records the order's fills,
+// each once, adding up to what the order says it filled.
+func TestServe_RecordFalseLeavesTheLedgerToRecorders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the service")
+	}
+	srv := bustest.StartServer(t)
+	cfg, secrets := servedConfig(t)
+	cfg.NATS.URL, cfg.Service.Record = srv.ClientURL(), false
+	sv := serveOn(t, cfg, secrets, clock.NewManual(clock.Wall{}.Now().Truncate(time.Minute)))
+	ctx := context.Background()
+	c := sv.client(t, "fund-a-1")
+	if _, _, err := c.Submit(ctx, sellOrder("unrecorded-1")); err != nil {
+		t.Fatal(err)
+	}
+	sv.minute(t, c, "unrecorded-1")
+	o, err := c.Pause(ctx, "unrecorded-1") // its answer flushes the round's messages
+	if err != nil || o.FilledQuantity.Sign() <= 0 {
+		t.Fatalf("pause: filled %s, %v", o.FilledQuantity, err)
+	}
+	js := sv.s.j.conn.JS
+	if _, err := js.Consumer(ctx, bus.FillsStream, settlement.DefaultDurable); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("serve made the recorders' durable: %v", err)
+	}
+	if fills, err := c.Fills(ctx, "unrecorded-1"); err != nil || len(fills) != 0 {
+		t.Fatalf("fills in the ledger before any recorder ran: %d, %v", len(fills), err)
+	}
+
+	rec := settlement.NewRecorder(js, sv.s.j.ledger, zerolog.Nop(), "")
+	if err := rec.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Stop()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := rec.WaitIdle(wctx); err != nil {
+		t.Fatal(err)
+	}
+	fills, err := c.Fills(ctx, "unrecorded-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, ids := decimal.Zero, map[string]bool{}
+	for _, f := range fills {
+		ids[f.MsgID()] = true
+		sum = sum.Add(f.Qty)
+	}
+	if len(ids) != len(fills) || !sum.Equal(o.FilledQuantity) {
+		t.Fatalf("the recorder wrote %d fills (%d ids) of %s, the order filled %s", len(fills), len(ids), sum, o.FilledQuantity)
 	}
 }

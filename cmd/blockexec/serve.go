@@ -169,7 +169,8 @@ func startServer(ctx context.Context, cfg *configs.Config, logOut io.Writer, clk
 		cfg.Market.Start = day.Truncate(time.Minute) // the synthetic market need not replay two years first
 	}
 	metrics := service.NewMetrics()
-	j, err := newJobWith(cfg, logOut, jobOptions{clk: clk, wrapVenue: metrics.WrapVenue, wrapPub: metrics.WrapPublisher})
+	j, err := newJobWith(cfg, logOut, jobOptions{clk: clk, wrapVenue: metrics.WrapVenue, wrapPub: metrics.WrapPublisher,
+		noRecorder: !cfg.Service.Record})
 	var fe *configs.FieldError
 	if errors.As(err, &fe) {
 		return nil, &exitError{exitBadConfig, fe}
@@ -326,10 +327,12 @@ func (s *server) shutdown() error {
 		}
 		cancel()
 	}
-	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.j.rec.WaitIdle(wctx); err != nil {
-		s.j.log.Warn().Err(err).Msg("the recorder did not settle before stopping")
+	if s.j.rec != nil {
+		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.j.rec.WaitIdle(wctx); err != nil {
+			s.j.log.Warn().Err(err).Msg("the recorder did not settle before stopping")
+		}
 	}
 	return s.j.stop()
 }
