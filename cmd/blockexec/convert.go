@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -37,8 +38,13 @@ func parentSpecs(cfg *configs.Config) ([]engine.ParentSpec, error) {
 			Start: p.Start, End: p.End, SliceInterval: p.SliceInterval,
 			ParticipationWindow: p.ParticipationWindow, MaxParticipation: p.MaxParticipation,
 			BandBps: p.SlippageBandBps, LimitPrice: limit, MaxChildNotional: notional,
-			Venues: p.Venues, MaxVenueShare: p.MaxVenueShare, Origin: runTerms(cfg, p),
+			Venues: p.Venues, MaxVenueShare: p.MaxVenueShare,
 		})
+		terms, err := json.Marshal(runTerms(cfg, p))
+		if err != nil {
+			return nil, err // a map of strings always encodes
+		}
+		out[i].Origin = terms
 		sched, err := schedule(cfg, p)
 		if err != nil {
 			return nil, cfg.FieldError(fmt.Sprintf("parents[%d].strategy", i), err.Error())
@@ -50,9 +56,9 @@ func parentSpecs(cfg *configs.Config) ([]engine.ParentSpec, error) {
 
 // runTerms are a run parent's terms as its config gives them, by config
 // field, each in one spelling (0.50 and 0.5 are one quantity): kept in its
-// checkpoint as the spec's Origin, so that a run resumed after a crash can
-// be checked to be the same order.
-func runTerms(cfg *configs.Config, p configs.Parent) []byte {
+// checkpoint as the spec's Origin (JSON), so that a run resumed after a
+// crash can be checked to be the same order.
+func runTerms(cfg *configs.Config, p configs.Parent) map[string]string {
 	notional := p.MaxChildNotional
 	if notional.IsZero() {
 		notional = cfg.Risk.MaxChildNotional
@@ -64,7 +70,7 @@ func runTerms(cfg *configs.Config, p configs.Parent) []byte {
 		}
 		return strings.Join(out, ",")
 	}
-	terms := map[string]string{
+	return map[string]string{
 		"side": p.Side.String(), "symbol": p.Symbol, "quantity": p.Quantity.String(), "strategy": p.Strategy,
 		"start": p.Start.UTC().Format(time.RFC3339Nano), "end": p.End.UTC().Format(time.RFC3339Nano),
 		"slice_interval": p.SliceInterval.String(), "participation_window": p.ParticipationWindow.String(),
@@ -75,11 +81,6 @@ func runTerms(cfg *configs.Config, p configs.Parent) []byte {
 		"pov.min_rate": p.POV.MinRate.String(), "pov.max_rate": p.POV.MaxRate.String(),
 		"ac.lambda": p.ACLambda.String(), "volume_curve": decs(p.VolumeCurve),
 	}
-	b, err := json.Marshal(terms)
-	if err != nil {
-		panic(err) // a map of strings always encodes
-	}
-	return b
 }
 
 // sameTerms checks that the config's parent i is the order its checkpoint
@@ -97,14 +98,8 @@ func sameTerms(cfg *configs.Config, i int, origin []byte) error {
 		return cfg.FieldError(fmt.Sprintf("parents[%d].id", i),
 			fmt.Sprintf("parent %q has a checkpoint on this NATS server that is not a run's (%v); use a new id", p.ID, err))
 	}
-	var now map[string]string
-	_ = json.Unmarshal(runTerms(cfg, p), &now)
-	fields := make([]string, 0, len(now))
-	for f := range now {
-		fields = append(fields, f)
-	}
-	slices.Sort(fields)
-	for _, f := range fields {
+	now := runTerms(cfg, p)
+	for _, f := range slices.Sorted(maps.Keys(now)) {
 		if old, ok := was[f]; ok && old != now[f] {
 			show := func(v string) string {
 				if v == "" {
