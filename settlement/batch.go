@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,9 +25,30 @@ const (
 )
 
 // inFlight is how many batches a stream's pipeline holds at most: one
-// being collected, one being written, one queued, one being
-// acknowledged, and one in the iterator's buffer.
-const inFlight = 5
+// being collected, one being written by each of up to maxWriters
+// writers, one queued, one being acknowledged, and one in the iterator's
+// buffer.
+const inFlight = 4 + maxWriters
+
+// maxWriters bounds the writers of a stream's pipeline (see
+// ConcurrentStore).
+const maxWriters = 2
+
+// ConcurrentStore is a Store that takes several transactions at once:
+// PostgreSQL, whose commit waits for a flush to disk that a second
+// writer's transaction can overlap. SQLite has one writer.
+type ConcurrentStore interface {
+	Store
+	Writers() int
+}
+
+// writers is how many transactions s takes at once, within maxWriters.
+func writers(s Store) int {
+	if c, ok := s.(ConcurrentStore); ok {
+		return min(max(c.Writers(), 1), maxWriters)
+	}
+	return 1
+}
 
 // maxAckPending lets the server deliver the next batch while the pipeline
 // is full, so that collecting never waits for an ack.
@@ -35,43 +57,75 @@ func maxAckPending(batchSize int) int { return (inFlight + 1) * batchSize }
 // batch is messages on their way: decoded, written in one transaction,
 // then acknowledged (or, when the write failed, all redelivered).
 type batch[T any] struct {
-	full  bool // the collector took a whole batchSize: more are likely waiting
+	seq   uint64 // 0, 1, 2… in the order collected
+	full  bool   // the collector took a whole batchSize: more are likely waiting
 	msgs  []jetstream.Msg
 	items []T
 	added int
 	err   error
 }
 
-// startPipeline runs a stream's three stages, each on a goroutine of its
-// own so that they overlap: collecting and decoding the next batch,
-// writing one, and acknowledging the one before (see acknowledge).
-// Batches pass in order, so acks go out in the order of the writes.
+// startPipeline runs a stream's stages, each on goroutines of its own so
+// that they overlap: collecting and decoding the next batch, writing
+// (n writers, each a transaction at a time), and acknowledging the
+// batches written (see acknowledge). Batches are numbered as collected
+// and acknowledged in that order, whichever writer finished first.
 // Stopping it ends the collector, and the others finish what they hold;
-// r.loops waits for all three.
-func startPipeline[T any](r *Recorder, stream string, it jetstream.MessagesContext,
+// r.loops waits for them all.
+func startPipeline[T any](r *Recorder, stream string, it jetstream.MessagesContext, n int,
 	decode func(jetstream.Msg) (T, error), store func(context.Context, []T) (int, error)) {
-	// Unbuffered: a send succeeds only when the writer is waiting for
-	// work, which is how collect tells a free writer from a busy one.
+	// Unbuffered: a send succeeds only when a writer is waiting for work,
+	// which is how collect tells a free writer from busy ones.
 	toWrite := make(chan *batch[T])
+	written := make(chan *batch[T], n)
 	toAck := make(chan *batch[T], 1)
-	r.loops.Add(3)
+	var writing sync.WaitGroup
+	r.loops.Add(n + 4)
+	writing.Add(n)
 	go func() {
 		defer r.loops.Done()
 		defer close(toWrite)
 		collect(r, stream, it, decode, toWrite)
 	}()
+	for range n {
+		go func() {
+			defer r.loops.Done()
+			defer writing.Done()
+			for b := range toWrite {
+				b.added, b.err = store(context.Background(), b.items)
+				written <- b
+			}
+		}()
+	}
+	go func() {
+		defer r.loops.Done()
+		writing.Wait()
+		close(written)
+	}()
 	go func() {
 		defer r.loops.Done()
 		defer close(toAck)
-		for b := range toWrite {
-			b.added, b.err = store(context.Background(), b.items)
-			toAck <- b
-		}
+		inOrder(written, toAck)
 	}()
 	go func() {
 		defer r.loops.Done()
 		acknowledge(r, stream, toAck)
 	}()
+}
+
+// inOrder passes the batches from in to out in the order they were
+// collected (their seq), holding one that finished before an earlier one.
+func inOrder[T any](in <-chan *batch[T], out chan<- *batch[T]) {
+	held := map[uint64]*batch[T]{}
+	var next uint64
+	for b := range in {
+		held[b.seq] = b
+		for b, ok := held[next]; ok; b, ok = held[next] {
+			delete(held, next)
+			out <- b
+			next++
+		}
+	}
 }
 
 // acknowledge settles the written batches in order. A batch that failed
@@ -139,6 +193,7 @@ func acknowledge[T any](r *Recorder, stream string, toAck <-chan *batch[T]) {
 // after the linger.
 func collect[T any](r *Recorder, stream string, it jetstream.MessagesContext,
 	decode func(jetstream.Msg) (T, error), toWrite chan<- *batch[T]) {
+	var seq uint64 // of the next batch handed over
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -148,7 +203,7 @@ func collect[T any](r *Recorder, stream string, it jetstream.MessagesContext,
 			r.log.Warn().Err(err).Str("stream", stream).Msg("recorder consume")
 			continue
 		}
-		b := &batch[T]{msgs: make([]jetstream.Msg, 0, r.batchSize), items: make([]T, 0, r.batchSize)}
+		b := &batch[T]{seq: seq, msgs: make([]jetstream.Msg, 0, r.batchSize), items: make([]T, 0, r.batchSize)}
 		taken := 0 // messages of this batch, undecodable ones too
 		add := func(msg jetstream.Msg) {
 			taken++
@@ -188,7 +243,8 @@ func collect[T any](r *Recorder, stream string, it jetstream.MessagesContext,
 				select {
 				case toWrite <- b:
 					handed = true
-				default: // the writer is busy: keep gathering
+					seq++
+				default: // the writers are busy: keep gathering
 				}
 			}
 		}
@@ -196,6 +252,7 @@ func collect[T any](r *Recorder, stream string, it jetstream.MessagesContext,
 		if !handed && len(b.items) > 0 {
 			b.full = taken == r.batchSize
 			toWrite <- b
+			seq++
 		}
 		if closed {
 			return

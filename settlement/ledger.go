@@ -122,6 +122,19 @@ func IsPostgresURL(s string) bool {
 // Driver is the ledger's driver, DriverSQLite or DriverPostgres.
 func (l *Ledger) Driver() string { return l.driver }
 
+// Writers is how many of a recorder's transactions the ledger takes at
+// once on a stream: two on PostgreSQL, where one commit's flush to disk
+// overlaps the other's inserts (the pool has room for both streams' and
+// the readers'); one on SQLite, which has one writer.
+func (l *Ledger) Writers() int {
+	if l.driver == DriverPostgres {
+		return 2
+	}
+	return 1
+}
+
+var _ ConcurrentStore = (*Ledger)(nil)
+
 func (l *Ledger) migrate(ctx context.Context) error {
 	err := l.tx(ctx, func(tx *sqlTx) error {
 		if l.driver == DriverPostgres {

@@ -100,10 +100,10 @@ func (r *Recorder) Start(ctx context.Context) error {
 		start  func(jetstream.MessagesContext)
 	}{
 		{bus.FillsStream, func(it jetstream.MessagesContext) {
-			startPipeline(r, bus.FillsStream, it, decodeFill, r.store.RecordFills)
+			startPipeline(r, bus.FillsStream, it, writers(r.store), decodeFill, r.store.RecordFills)
 		}},
 		{bus.EventsStream, func(it jetstream.MessagesContext) {
-			startPipeline(r, bus.EventsStream, it, decodeEvent, r.store.RecordEvents)
+			startPipeline(r, bus.EventsStream, it, writers(r.store), decodeEvent, r.store.RecordEvents)
 		}},
 	} {
 		c, err := r.js.CreateOrUpdateConsumer(ctx, s.stream, jetstream.ConsumerConfig{

@@ -436,3 +436,66 @@ func TestRecorder_BatchGrowsWhileTheWriterIsBusy(t *testing.T) {
 		}
 	})
 }
+
+// twoWriters is a gatedStore that takes two transactions at once, as
+// PostgreSQL does.
+type twoWriters struct{ *gatedStore }
+
+func (twoWriters) Writers() int { return 2 }
+
+// TestRecorder_TwoWritersAckInTheOrderCollected: with two writers, a
+// batch written while the one before is still in its transaction is not
+// acknowledged before it (the ack floor would claim the earlier one
+// recorded); once the earlier commits, both are, each fill once.
+func TestRecorder_TwoWritersAckInTheOrderCollected(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		c, l, pub := setup(t, b)
+		ctx := waitCtx(t)
+		gate := &gatedStore{flakyStore: &flakyStore{Store: l}, entered: make(chan struct{}), release: make(chan struct{})}
+		rec := NewRecorder(c.JS, twoWriters{gate}, zerolog.Nop(), "")
+		if err := rec.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rec.Stop)
+		var release sync.Once
+		letGo := func() { release.Do(func() { close(gate.release) }) }
+		t.Cleanup(letGo) // before rec.Stop, which waits for the held writer
+		if err := pub.PublishFill(ctx, testFill("simA", "1", "63000", "0.1", "0", 0)); err != nil {
+			t.Fatal(err)
+		}
+		<-gate.entered // the first batch is in its transaction, held
+		if err := pub.PublishFill(ctx, testFill("simA", "2", "63000", "0.1", "0", time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		// The second writer takes the second fill and commits it (the
+		// held first batch is counted once it is let go).
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if batches, _ := gate.written(); len(batches) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the second writer did not write while the first was held")
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // room for a wrong ack to land
+		cons, err := c.JS.Consumer(ctx, bus.FillsStream, DefaultDurable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream != 0 || info.NumAckPending != 2 {
+			t.Fatalf("with the first batch still writing: ack floor %d, %d awaiting ack; want 0 and 2",
+				info.AckFloor.Stream, info.NumAckPending)
+		}
+		letGo()
+		if err := rec.WaitFor(ctx, pub.Marks()); err != nil {
+			t.Fatal(err)
+		}
+		if batches, added := gate.written(); len(batches) != 2 || added != 2 || batches[0][0] != "simA:2" {
+			t.Fatalf("batches %v, %d added; want the second fill's, then the first's", batches, added)
+		}
+	})
+}
