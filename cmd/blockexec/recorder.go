@@ -40,10 +40,13 @@ hosts. Give them all the one PostgreSQL ledger: recorders writing
 separate SQLite files would each hold part of the fills.
 
 It needs nats.url: with the embedded server, run and serve record their
-own fills and no other process can reach them. Everything else in the
-file but ledger and run.log_level is ignored, so the serve config will do.
+own fills and no other process can reach them. The file is checked whole,
+but only nats, ledger and run.log_level are used, so the serve config
+will do. A serve whose config says service.record: false records nothing
+itself and leaves the ledger to recorders like this one.
 
-Every --every it logs what it recorded and how many messages wait. Ctrl-C
+Every --every it logs how far the durable has settled each stream (every
+recorder on it counts) and how many messages wait. Ctrl-C
 (or SIGTERM) stops taking messages, writes and acknowledges what it holds
 and closes the ledger; what it was handed and had not acknowledged goes to
 another recorder after 5 s.`,
