@@ -63,7 +63,7 @@ var schema = []string{
 		slippage_band_bps TEXT NOT NULL DEFAULT '0', max_participation TEXT NOT NULL DEFAULT '0',
 		venues TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'accepted',
 		market_vwap TEXT NOT NULL DEFAULT '0', observed_participation TEXT NOT NULL DEFAULT '0',
-		reason TEXT NOT NULL DEFAULT '')`,
+		reason TEXT NOT NULL DEFAULT '', terms_seq BIGINT NOT NULL DEFAULT 0)`,
 }
 
 // OpenSQLite opens (creating if needed) a SQLite ledger file.
@@ -149,10 +149,28 @@ func (l *Ledger) migrate(ctx context.Context) error {
 				return err
 			}
 		}
-		return nil
+		return l.addTermsSeq(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// addTermsSeq adds parents.terms_seq to a ledger made before it existed:
+// the sequence number of the event whose terms the row holds.
+func (l *Ledger) addTermsSeq(ctx context.Context, tx *sqlTx) error {
+	if l.driver == DriverPostgres {
+		_, err := tx.ExecContext(ctx, `ALTER TABLE parents ADD COLUMN IF NOT EXISTS terms_seq BIGINT NOT NULL DEFAULT 0`)
+		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('parents') WHERE name = 'terms_seq'`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		_, err := tx.ExecContext(ctx, `ALTER TABLE parents ADD COLUMN terms_seq BIGINT NOT NULL DEFAULT 0`)
+		return err
 	}
 	return nil
 }
@@ -357,6 +375,15 @@ func (l *Ledger) RecordEvents(ctx context.Context, ms []bus.EventMsg) (int, erro
 	return added, nil
 }
 
+// newerTerms is the SET list of a parents upsert that takes the amendable
+// terms of the excluded row only if its event is newer than the one the
+// row holds.
+const newerTerms = `end_time = CASE WHEN excluded.terms_seq > parents.terms_seq THEN excluded.end_time ELSE parents.end_time END,
+	limit_price = CASE WHEN excluded.terms_seq > parents.terms_seq THEN excluded.limit_price ELSE parents.limit_price END,
+	slippage_band_bps = CASE WHEN excluded.terms_seq > parents.terms_seq THEN excluded.slippage_band_bps ELSE parents.slippage_band_bps END,
+	max_participation = CASE WHEN excluded.terms_seq > parents.terms_seq THEN excluded.max_participation ELSE parents.max_participation END,
+	terms_seq = CASE WHEN excluded.terms_seq > parents.terms_seq THEN excluded.terms_seq ELSE parents.terms_seq END`
+
 func recordEvent(ctx context.Context, tx *sqlTx, m bus.EventMsg) (bool, error) {
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -372,25 +399,29 @@ func recordEvent(ctx context.Context, tx *sqlTx, m bus.EventMsg) (bool, error) {
 	if err != nil || n == 0 {
 		return false, err
 	}
+	// Events may be committed out of order (recorders sharing the durable,
+	// a batch redelivered after a later one committed): the amendable
+	// terms are those of the highest-numbered accepted or amended event,
+	// whichever order they come in (terms_seq).
 	switch {
 	case m.Kind == bus.KindAccepted && m.Parent != nil:
 		p := m.Parent
 		_, err = tx.ExecContext(ctx, `INSERT INTO parents (parent_id, side, symbol, quantity, strategy,
-			start_time, end_time, arrival_price, limit_price, slippage_band_bps, max_participation, venues)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			start_time, arrival_price, venues, end_time, limit_price, slippage_band_bps, max_participation, terms_seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (parent_id) DO UPDATE SET side = excluded.side, symbol = excluded.symbol,
 			quantity = excluded.quantity, strategy = excluded.strategy, start_time = excluded.start_time,
-			end_time = excluded.end_time, arrival_price = excluded.arrival_price,
-			limit_price = excluded.limit_price, slippage_band_bps = excluded.slippage_band_bps,
-			max_participation = excluded.max_participation, venues = excluded.venues`,
-			m.ParentID, p.Side, p.Symbol, p.Quantity.String(), p.Strategy, fmtTime(p.Start), fmtTime(p.End),
-			p.ArrivalPrice.String(), p.LimitPrice.String(), p.SlippageBandBps.String(),
-			p.MaxParticipation.String(), strings.Join(p.Venues, ","))
+			arrival_price = excluded.arrival_price, venues = excluded.venues, `+newerTerms,
+			m.ParentID, p.Side, p.Symbol, p.Quantity.String(), p.Strategy, fmtTime(p.Start),
+			p.ArrivalPrice.String(), strings.Join(p.Venues, ","), fmtTime(p.End), p.LimitPrice.String(),
+			p.SlippageBandBps.String(), p.MaxParticipation.String(), m.Seq)
 	case m.Kind == bus.KindAmended && m.Parent != nil:
 		p := m.Parent
-		_, err = tx.ExecContext(ctx, `UPDATE parents SET end_time = ?, limit_price = ?, slippage_band_bps = ?,
-			max_participation = ? WHERE parent_id = ?`, fmtTime(p.End), p.LimitPrice.String(),
-			p.SlippageBandBps.String(), p.MaxParticipation.String(), m.ParentID)
+		_, err = tx.ExecContext(ctx, `INSERT INTO parents (parent_id, end_time, limit_price, slippage_band_bps,
+			max_participation, terms_seq) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (parent_id) DO UPDATE SET `+newerTerms,
+			m.ParentID, fmtTime(p.End), p.LimitPrice.String(), p.SlippageBandBps.String(),
+			p.MaxParticipation.String(), m.Seq)
 	case m.Kind == bus.KindDone && m.Summary != nil:
 		s := m.Summary
 		_, err = tx.ExecContext(ctx, `INSERT INTO parents (parent_id, state, market_vwap, observed_participation, reason)

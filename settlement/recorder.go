@@ -103,7 +103,10 @@ func (r *Recorder) Start(ctx context.Context) error {
 			startPipeline(r, bus.FillsStream, it, writers(r.store), decodeFill, r.store.RecordFills)
 		}},
 		{bus.EventsStream, func(it jetstream.MessagesContext) {
-			startPipeline(r, bus.EventsStream, it, writers(r.store), decodeEvent, r.store.RecordEvents)
+			// One writer: events of one parent change its row in the
+			// parents table, and two transactions doing so in opposite
+			// orders would deadlock (the rows stay right either way).
+			startPipeline(r, bus.EventsStream, it, 1, decodeEvent, r.store.RecordEvents)
 		}},
 	} {
 		c, err := r.js.CreateOrUpdateConsumer(ctx, s.stream, jetstream.ConsumerConfig{

@@ -216,3 +216,61 @@ func TestReport_FeesInAnotherAssetAreKeptApart(t *testing.T) {
 		}
 	})
 }
+
+// Events may be committed out of order (recorders sharing the durable, a
+// batch redelivered after a later one committed): the parent's terms are
+// its accepted terms amended by the highest-numbered amendment, whatever
+// order the ledger gets them in.
+func TestLedger_ParentTermsAreTheNewestEventsInAnyOrder(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		l := b.open(t)
+		amend := func(seq int64, end time.Duration, band string) bus.EventMsg {
+			m := event(seq, bus.KindAmended)
+			m.Parent = &bus.ParentInfo{End: t0.Add(end), SlippageBandBps: d(band), MaxParticipation: d("0.1")}
+			return m
+		}
+		acc := event(1, bus.KindAccepted)
+		acc.Parent = &bus.ParentInfo{Side: "sell", Symbol: "BTCUSDT", Quantity: d("3"), Strategy: "twap",
+			Start: t0, End: t0.Add(time.Hour), ArrivalPrice: d("63000"), SlippageBandBps: d("75"), MaxParticipation: d("0.1")}
+		done := event(9, bus.KindDone)
+		done.Summary = &bus.SummaryInfo{State: "done", MarketVWAP: d("63001"), MaxParticipation: d("0.05")}
+		for _, m := range []bus.EventMsg{done, amend(3, 3*time.Hour, "30"), acc, amend(2, 2*time.Hour, "50")} {
+			if _, err := l.RecordEvents(ctx, []bus.EventMsg{m}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := l.Report(ctx, "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.End.Equal(t0.Add(3*time.Hour)) || r.Side != "sell" || !r.Quantity.Equal(d("3")) || r.State != "done" {
+			t.Fatalf("report: end %s, %s %s, state %s; want the seq-3 end 11:00, sell 3, done", r.End, r.Side, r.Quantity, r.State)
+		}
+		var band string
+		if err := l.db.QueryRowContext(ctx, `SELECT slippage_band_bps FROM parents WHERE parent_id = ?`, "p1").Scan(&band); err != nil || band != "30" {
+			t.Fatalf("band %q, %v; want the seq-3 amendment's 30", band, err)
+		}
+	})
+}
+
+// A ledger made before parents.terms_seq existed gets it when opened.
+func TestLedger_OpenAddsTermsSeqToAnOlderLedger(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		l := b.open(t)
+		if _, err := l.db.ExecContext(ctx, `ALTER TABLE parents DROP COLUMN terms_seq`); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.migrate(ctx); err != nil {
+			t.Fatalf("migrating a ledger without terms_seq: %v", err)
+		}
+		if err := l.migrate(ctx); err != nil {
+			t.Fatalf("migrating it again: %v", err)
+		}
+		var n int64
+		if err := l.db.QueryRowContext(ctx, `SELECT COUNT(terms_seq) FROM parents`).Scan(&n); err != nil {
+			t.Fatalf("terms_seq after the migration: %v", err)
+		}
+	})
+}
