@@ -54,6 +54,23 @@ func TestCluster_StreamsKeptByReplicasSurviveAServer(t *testing.T) {
 		}
 	}
 
+	// A second process whose config leaves replicas out (1) does not scale
+	// the streams down.
+	other, err := Connect(ctx, Options{URL: bustest.ClientURLs(srvs)}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for _, name := range []string{FillsStream, EventsStream} {
+		s, err := other.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info, err := s.Info(ctx); err != nil || info.Config.Replicas != 3 {
+			t.Fatalf("%s after a connect asking for 1: %v replicas, %v", name, info.Config.Replicas, err)
+		}
+	}
+
 	p := NewPublisher(c.JS)
 	before := FillMsg{Schema: FillSchema, ParentID: "p1", ClientID: "c1", OrderID: "o1", Venue: "simA", TradeID: "t1",
 		Symbol: "BTCUSDT", Side: "sell", Price: decimal.RequireFromString("63000"), Qty: decimal.RequireFromString("0.5"),

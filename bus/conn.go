@@ -163,9 +163,18 @@ func (c *Conn) shutdownServer() {
 }
 
 // EnsureStreams creates or updates the fills and events streams, each
-// kept by replicas servers (an existing stream is scaled to it).
+// kept by replicas servers. An existing stream is scaled up to it, never
+// down: a process whose config leaves replicas out (a recorder, say) must
+// not take copies away from the ones a cluster's engines asked for.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	replicas = max(replicas, 1)
+	for _, name := range []string{FillsStream, EventsStream} {
+		if s, err := js.Stream(ctx, name); err == nil {
+			if info, err := s.Info(ctx); err == nil {
+				replicas = max(replicas, info.Config.Replicas)
+			}
+		}
+	}
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: FillsStream, Subjects: []string{FillsSubject + ".>"}, Storage: jetstream.FileStorage, Duplicates: dedupWindow,
 			Replicas: replicas, Description: "every fill of every child order, Nats-Msg-Id venue:trade_id"},

@@ -213,6 +213,14 @@ func TestBuckets_KeptByTheReplicasAsked(t *testing.T) {
 	if _, err := NewHeartbeat(ctx, c.JS, "engine-a", time.Minute, c.Replicas()); err != nil {
 		t.Fatal(err)
 	}
+	// An engine or recorder whose config leaves replicas out opens them
+	// too: they stay at 3.
+	if _, err := New(ctx, c.JS, 1, "engine-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewHeartbeat(ctx, c.JS, "engine-b", time.Minute, 1); err != nil {
+		t.Fatal(err)
+	}
 	var leader string
 	for _, bucket := range []string{Bucket, HeartbeatBucket} {
 		kv, err := c.JS.KeyValue(ctx, bucket)
