@@ -76,7 +76,7 @@ func runTerms(cfg *configs.Config, p configs.Parent) map[string]string {
 		"slice_interval": p.SliceInterval.String(), "participation_window": p.ParticipationWindow.String(),
 		"max_participation": p.MaxParticipation.String(), "slippage_band_bps": p.SlippageBandBps.String(),
 		"floor_price": p.FloorPrice.String(), "ceiling_price": p.CeilingPrice.String(),
-		"max_child_notional": notional.String(), "venues": strings.Join(p.Venues, ","),
+		"max_child_notional": notional.String(), "venues": strings.Join(slices.Sorted(slices.Values(p.Venues)), ","), // a set: listed in another order, the same
 		"max_venue_share": p.MaxVenueShare.String(), "pov.rate": p.POV.Rate.String(),
 		"pov.min_rate": p.POV.MinRate.String(), "pov.max_rate": p.POV.MaxRate.String(),
 		"ac.lambda": p.ACLambda.String(), "volume_curve": decs(p.VolumeCurve),
