@@ -59,10 +59,6 @@ func parentSpecs(cfg *configs.Config) ([]engine.ParentSpec, error) {
 // checkpoint as the spec's Origin (JSON), so that a run resumed after a
 // crash can be checked to be the same order.
 func runTerms(cfg *configs.Config, p configs.Parent) map[string]string {
-	notional := p.MaxChildNotional
-	if notional.IsZero() {
-		notional = cfg.Risk.MaxChildNotional
-	}
 	decs := func(ds []decimal.Decimal) string {
 		out := make([]string, len(ds))
 		for i, d := range ds {
@@ -70,17 +66,60 @@ func runTerms(cfg *configs.Config, p configs.Parent) map[string]string {
 		}
 		return strings.Join(out, ",")
 	}
-	return map[string]string{
+	terms := map[string]string{
 		"side": p.Side.String(), "symbol": p.Symbol, "quantity": p.Quantity.String(), "strategy": p.Strategy,
 		"start": p.Start.UTC().Format(time.RFC3339Nano), "end": p.End.UTC().Format(time.RFC3339Nano),
 		"slice_interval": p.SliceInterval.String(), "participation_window": p.ParticipationWindow.String(),
 		"max_participation": p.MaxParticipation.String(), "slippage_band_bps": p.SlippageBandBps.String(),
 		"floor_price": p.FloorPrice.String(), "ceiling_price": p.CeilingPrice.String(),
-		"max_child_notional": notional.String(), "venues": strings.Join(slices.Sorted(slices.Values(p.Venues)), ","), // a set: listed in another order, the same
-		"max_venue_share": p.MaxVenueShare.String(), "pov.rate": p.POV.Rate.String(),
+		"max_child_notional": p.MaxChildNotional.String(),                               // the default filled in when left out
+		"venues":             strings.Join(slices.Sorted(slices.Values(p.Venues)), ","), // a set: listed in another order, the same
+		"max_venue_share":    p.MaxVenueShare.String(), "pov.rate": p.POV.Rate.String(),
 		"pov.min_rate": p.POV.MinRate.String(), "pov.max_rate": p.POV.MaxRate.String(),
 		"ac.lambda": p.ACLambda.String(), "volume_curve": decs(p.VolumeCurve),
 	}
+	// What a schedule reads elsewhere in the file is part of the order too:
+	// AC's model (acSchedule) and VWAP's daily volume (vwapSchedule).
+	shares := func(fees bool) {
+		for _, v := range cfg.Venues {
+			if slices.Contains(p.Venues, v.Name) {
+				terms["venues."+v.Name+".share"] = v.Share.String()
+				if fees {
+					terms["venues."+v.Name+".taker_fee_bps"] = v.TakerFeeBps.String()
+				}
+			}
+		}
+	}
+	switch p.Strategy {
+	case configs.StrategyAC:
+		terms["market.start_price"] = cfg.Market.StartPrice.String()
+		terms["market.daily_volatility"] = cfg.Market.DailyVolatility.String()
+		shares(true)
+	case configs.StrategyVWAP:
+		terms["market.daily_volume"] = cfg.Market.DailyVolume.String()
+		shares(false)
+	}
+	return terms
+}
+
+// termPath is where term f of parent i (a runTerms key) is written in
+// the config, for an error on its line.
+func termPath(cfg *configs.Config, i int, f string) string {
+	switch {
+	case f == "max_child_notional" && cfg.Parents[i].MaxChildNotional.Equal(cfg.Risk.MaxChildNotional):
+		return "risk.max_child_notional" // most likely the default, which the parser fills in
+	case strings.HasPrefix(f, "market."):
+		return f
+	case strings.HasPrefix(f, "venues."):
+		name, field, _ := strings.Cut(strings.TrimPrefix(f, "venues."), ".") // venue names have no dots
+		for j, v := range cfg.Venues {
+			if v.Name == name {
+				return fmt.Sprintf("venues[%d].%s", j, field)
+			}
+		}
+		return "venues"
+	}
+	return fmt.Sprintf("parents[%d].%s", i, f)
 }
 
 // sameTerms checks that the config's parent i is the order its checkpoint
@@ -107,7 +146,7 @@ func sameTerms(cfg *configs.Config, i int, origin []byte) error {
 				}
 				return v
 			}
-			return cfg.FieldError(fmt.Sprintf("parents[%d].%s", i, f),
+			return cfg.FieldError(termPath(cfg, i, f),
 				fmt.Sprintf("%s differs from %s in the interrupted run of parent %q (its checkpoint on this NATS server): "+
 					"put the config back to resume that order, or give this one a new id", show(now[f]), show(was[f]), p.ID))
 		}
