@@ -167,14 +167,7 @@ func (c *Conn) shutdownServer() {
 // down: a process whose config leaves replicas out (a recorder, say) must
 // not take copies away from the ones a cluster's engines asked for.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	replicas = max(replicas, 1)
-	for _, name := range []string{FillsStream, EventsStream} {
-		if s, err := js.Stream(ctx, name); err == nil {
-			if info, err := s.Info(ctx); err == nil {
-				replicas = max(replicas, info.Config.Replicas)
-			}
-		}
-	}
+	replicas = ReplicasAtLeast(ctx, js, replicas, FillsStream, EventsStream)
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: FillsStream, Subjects: []string{FillsSubject + ".>"}, Storage: jetstream.FileStorage, Duplicates: dedupWindow,
 			Replicas: replicas, Description: "every fill of every child order, Nats-Msg-Id venue:trade_id"},
@@ -186,6 +179,23 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		}
 	}
 	return nil
+}
+
+// ReplicasAtLeast is replicas (at least 1), or more if one of the named
+// streams exists with more: shared streams and buckets (a bucket's stream
+// is KV_<bucket>) are scaled up, never down, so that a process whose
+// config leaves replicas out does not take copies away from the ones a
+// cluster's engines asked for.
+func ReplicasAtLeast(ctx context.Context, js jetstream.JetStream, replicas int, streams ...string) int {
+	replicas = max(replicas, 1)
+	for _, name := range streams {
+		if s, err := js.Stream(ctx, name); err == nil {
+			if info, err := s.Info(ctx); err == nil {
+				replicas = max(replicas, info.Config.Replicas)
+			}
+		}
+	}
+	return replicas
 }
 
 // Replicas is how many servers keep each stream: the buckets beside them

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/blockexec/blockexec/bus"
 	"github.com/blockexec/blockexec/engine"
 )
 
@@ -39,28 +40,12 @@ type Journal struct {
 // engine in every checkpoint it writes.
 func New(ctx context.Context, js jetstream.JetStream, replicas int, owner string) (*Journal, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, History: 1,
-		Storage: jetstream.FileStorage, Replicas: atLeast(ctx, js, Bucket, replicas),
+		Storage: jetstream.FileStorage, Replicas: bus.ReplicasAtLeast(ctx, js, replicas, "KV_"+Bucket),
 		Description: "blockexec parent checkpoints: schedule position, tallies and open child orders"})
 	if err != nil {
 		return nil, fmt.Errorf("journal bucket %s: %w", Bucket, err)
 	}
 	return &Journal{kv: kv, owner: owner, rev: map[string]uint64{}}, nil
-}
-
-// atLeast is replicas (at least 1), or the bucket's own count if it
-// exists with more: a bucket is scaled up, never down, so that a process
-// whose config leaves replicas out does not take copies away from the
-// ones a cluster's engines asked for.
-func atLeast(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) int {
-	replicas = max(replicas, 1)
-	if kv, err := js.KeyValue(ctx, bucket); err == nil {
-		if st, err := kv.Status(ctx); err == nil {
-			if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-				replicas = max(replicas, s.StreamInfo().Config.Replicas)
-			}
-		}
-	}
-	return replicas
 }
 
 // journalKey maps a parent id (any text) to a KeyValue key: under "p."
@@ -228,7 +213,7 @@ type Heartbeat struct {
 // entries that live ttl unless written again, and beats once for owner.
 func NewHeartbeat(ctx context.Context, js jetstream.JetStream, owner string, ttl time.Duration, replicas int) (*Heartbeat, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: HeartbeatBucket, History: 1, TTL: ttl,
-		Storage: jetstream.FileStorage, Replicas: atLeast(ctx, js, HeartbeatBucket, replicas),
+		Storage: jetstream.FileStorage, Replicas: bus.ReplicasAtLeast(ctx, js, replicas, "KV_"+HeartbeatBucket),
 		Description: "blockexec serving engines: each writes its key while it runs; the parents of an engine whose key expired may be taken over"})
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat bucket %s: %w", HeartbeatBucket, err)
